@@ -39,7 +39,9 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
     if name == TOY_NAME:
         from .toyworld import load_toy_clip
 
-        return load_toy_clip(pretrained, device=device)
+        model, preprocess, tokenizer = load_toy_clip(pretrained, device=device)
+        model.minclip_source = {"model": name, "pretrained": str(pretrained) if pretrained else "toyworld"}
+        return model, preprocess, tokenizer
     _check_name(name)
     is_file = pretrained is not None and Path(pretrained).is_file()
     if pretrained is not None and not is_file and str(pretrained) not in open_clip.list_pretrained_tags_by_model(name):
@@ -60,6 +62,7 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
         raise RuntimeError(_local_help(name, str(pretrained))) from e
     finally:
         socket.setdefaulttimeout(old_timeout)
+    model.minclip_source = {"model": name, "pretrained": str(pretrained) if pretrained else None}
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
 
 

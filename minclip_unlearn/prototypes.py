@@ -1,0 +1,121 @@
+"""Visual prototypes: images synthesised in pixel space so that their embeddings align with a text direction.
+
+x* = argmax_x E_A[cos(h(A(x)), t)] - beta * TV(x), with x = sigmoid(upsample(z)) and z at low resolution
+(METHOD.md §3). No real image is used. The prototype is the normalised embedding of x* without augmentation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as Fn
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Settings of one synthesis run (part of the cache key)."""
+
+    n: int = 2  # prototypes per target
+    steps: int = 100  # Adam steps
+    lr: float = 0.1
+    low_res: int = 8  # side of the low-resolution parameterisation
+    tv: float = 0.05  # beta, total-variation weight
+    min_crop: float = 0.7  # random resized crop keeps at least this fraction of the side
+    jitter: float = 0.05  # max shift, as a fraction of the side
+    batch: int = 32  # targets optimised together (grid_prototypes works in chunks of this many)
+    seed: int = 0
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B,) mean absolute difference between neighbouring pixels."""
+    dh = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+    dw = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+    return dh + dw
+
+
+def augment(x: torch.Tensor, cfg: SynthesisConfig, gen: torch.Generator) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, H, W): one random resized crop plus a small shift, shared by the batch."""
+    H, W = x.shape[-2:]
+    s = cfg.min_crop + (1 - cfg.min_crop) * torch.rand((), generator=gen).item()
+    h, w = max(2, int(H * s)), max(2, int(W * s))
+    top = int(torch.randint(0, H - h + 1, (), generator=gen))
+    left = int(torch.randint(0, W - w + 1, (), generator=gen))
+    crop = Fn.interpolate(x[..., top : top + h, left : left + w], size=(H, W), mode="bilinear", align_corners=False)
+    shift = [int(torch.randint(-int(cfg.jitter * n), int(cfg.jitter * n) + 1, (), generator=gen)) for n in (H, W)]
+    return torch.roll(crop, shifts=shift, dims=(-2, -1))
+
+
+def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisConfig(), progress: bool = True):
+    """(k, d) target directions -> ((k, n, d) normalised prototypes, (steps,) mean cosine, (k*n, 3, H, W) images)."""
+    pp = open_clip.get_model_preprocess_cfg(model)
+    size = pp["size"] if isinstance(pp["size"], tuple) else (pp["size"], pp["size"])
+    device = next(model.parameters()).device
+    mean = torch.tensor(pp["mean"], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pp["std"], device=device).view(1, 3, 1, 1)
+    k, d = targets.shape
+    t = Fn.normalize(targets.float(), dim=-1).to(device).repeat_interleave(cfg.n, dim=0)  # (k*n, d)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(k * cfg.n, 3, cfg.low_res, cfg.low_res, generator=gen).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    image = lambda: torch.sigmoid(Fn.interpolate(z, size=size, mode="bilinear", align_corners=False))
+    requires = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    history = []
+    try:
+        for _ in tqdm(range(cfg.steps), desc=f"synthesising {k * cfg.n} prototypes", disable=not progress):
+            x = image()
+            h = model.encode_image((augment(x, cfg, gen) - mean) / std)
+            cos = Fn.cosine_similarity(h, t, dim=-1)
+            loss = (-cos + cfg.tv * total_variation(x)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append(cos.mean().item())
+        with torch.no_grad():
+            x = image()
+            protos = Fn.normalize(model.encode_image((x - mean) / std).float(), dim=-1)
+    finally:
+        for p, r in zip(model.parameters(), requires):
+            p.requires_grad_(r)
+    return protos.cpu().reshape(k, cfg.n, d), torch.tensor(history), x.detach().cpu()
+
+
+def default_cache_dir() -> Path:
+    """$MINCLIP_CACHE/prototypes, default ~/.cache/minclip_unlearn/prototypes."""
+    return Path(os.environ.get("MINCLIP_CACHE", Path.home() / ".cache" / "minclip_unlearn")) / "prototypes"
+
+
+def cache_key(model, targets: torch.Tensor, concepts: list[str], cfg: SynthesisConfig) -> str:
+    """A hash of model tags, model weights' fingerprint, concepts, targets and settings."""
+    h = hashlib.sha256()
+    h.update(json.dumps([getattr(model, "minclip_source", {}), concepts, asdict(cfg)], sort_keys=True).encode())
+    for tensor in (model.visual.proj, next(model.visual.parameters()), targets):
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def grid_prototypes(
+    model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig = SynthesisConfig(),
+    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+) -> torch.Tensor:
+    """(C, M, d) text directions -> (C, M, n, d) prototypes, loaded from or saved to the on-disk cache."""
+    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
+    targets = text_dirs.reshape(-1, text_dirs.shape[-1])
+    path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model, targets, concepts, cfg)}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    chunks = targets.split(cfg.batch)
+    protos = torch.cat([
+        synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress)[0] for i, chunk in enumerate(chunks)
+    ]).reshape(*grid.shape, cfg.n, -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    torch.save(protos, tmp)
+    os.replace(tmp, path)
+    return protos
