@@ -20,11 +20,12 @@ def _check_directions(A: Tensor, name: str, d: int | None = None) -> None:
         raise ValueError(f"{name} contains NaN or inf")
 
 
-def orth(A: Tensor, tol: float = 1e-6, energy: float | None = None) -> Tensor:
+def orth(A: Tensor, tol: float = 1e-6, energy: float | None = None, scale: float | None = None) -> Tensor:
     """(d, k) -> (d, r): orthonormal basis of span(A) from an SVD.
 
-    Keeps singular directions with s > tol * s_max; with ``energy`` = rho in (0, 1], keeps
-    only the fewest leading directions whose squared singular values reach that fraction.
+    Keeps singular directions with s > tol * scale (default scale: A's largest singular value); with
+    ``energy`` = rho in (0, 1], only the fewest leading directions whose squared singular values reach
+    that fraction of the total.
     """
     _check_directions(A, "A")
     if energy is not None and not 0.0 < energy <= 1.0:
@@ -34,7 +35,7 @@ def orth(A: Tensor, tol: float = 1e-6, energy: float | None = None) -> Tensor:
     U, S, _ = torch.linalg.svd(A.double(), full_matrices=False)
     if S.numel() == 0 or S[0] <= 0:
         return A.new_zeros(A.shape[0], 0)
-    r = int((S > tol * S[0]).sum())
+    r = int((S > tol * (S[0] if scale is None else scale)).sum())
     if energy is not None and energy < 1.0:
         cum = torch.cumsum(S**2, 0) / (S**2).sum()
         r = min(r, int((cum < energy - 1e-12).sum()) + 1)
@@ -50,11 +51,12 @@ def hard_projector(
     _check_directions(F, "F")
     d = F.shape[0]
     F64 = F.double()
+    scale = float(torch.linalg.matrix_norm(F64, 2)) if F.shape[1] else 0.0
     if R is not None and R.shape[-1] > 0:
         _check_directions(R, "R", d)
         Q_R = orth(R.double(), tol=tol, energy=rho)
         F64 = F64 - Q_R @ (Q_R.T @ F64)
-    U = orth(F64, tol=tol)
+    U = orth(F64, tol=tol, scale=scale)  # tolerance relative to F, so round-off left by Q_R is not "forgotten"
     P = torch.eye(d, dtype=torch.float64) - alpha * (U @ U.T)
     return P.to(F.dtype)
 
@@ -70,9 +72,9 @@ def soft_projector(F: Tensor, R: Tensor | None = None, lam: float = 100.0, mu: f
     d = F.shape[0]
     I = torch.eye(d, dtype=torch.float64)
     F64 = F.double()
-    B = I + mu * (R.double() @ R.double().T) if R is not None and R.shape[-1] > 0 else I.clone()
     if R is not None:
         _check_directions(R, "R", d)
+    B = I + mu * (R.double() @ R.double().T) if R is not None else I.clone()
     A = B + lam * (F64 @ F64.T)
     # P A = B  <=>  A^T P^T = B^T ; A and B are symmetric, so solve A X = B and transpose.
     P = torch.linalg.solve(A, B).T
