@@ -28,6 +28,7 @@ def forget(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     grid = paradigms.grid_for(args.dataset)
     mask = build_mask(grid, args.classes, args.domains)
+    edit.check_writable(args.out, args.overwrite)  # fail before the slow part
     model, _, tokenizer = load_clip(args.model, args.pretrained)
     text_dirs = prompts.text_directions(model, tokenizer, grid, progress=True)
     protos = None

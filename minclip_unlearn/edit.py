@@ -112,12 +112,17 @@ def record_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_edited(model, path: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the plain open_clip state_dict to path and the edit records to path.json; never overwrite silently."""
-    path, rec = Path(path), record_path(path)
-    for p in (path, rec):
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise FileExistsError if the checkpoint or its record exists and overwrite is off."""
+    for p in (Path(path), record_path(path)):
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} exists; pass overwrite=True (or --overwrite) to replace it")
+
+
+def save_edited(model, path: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write the plain open_clip state_dict to path and the edit records to path.json; never overwrite silently."""
+    check_writable(path, overwrite)
+    path, rec = Path(path), record_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, write in ((path, lambda f: torch.save(model.state_dict(), f)),
                           (rec, lambda f: f.write_bytes(json.dumps(getattr(model, "minclip_records", []), indent=2).encode()))):

@@ -53,11 +53,11 @@ def augment(x: torch.Tensor, cfg: SynthesisConfig, gen: torch.Generator) -> torc
 
 def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisConfig(), progress: bool = True):
     """(k, d) target directions -> ((k, n, d) normalised prototypes, (steps,) mean cosine, (k*n, 3, H, W) images)."""
-    pp = open_clip.get_model_preprocess_cfg(model)
-    size = pp["size"] if isinstance(pp["size"], tuple) else (pp["size"], pp["size"])
+    pp = open_clip.get_model_preprocess_cfg(model)  # the model's own normalisation (OpenAI's by default)
+    size = tuple(model.visual.image_size)
     device = next(model.parameters()).device
-    mean = torch.tensor(pp["mean"], device=device).view(1, 3, 1, 1)
-    std = torch.tensor(pp["std"], device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(pp.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pp.get("std", open_clip.OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
     k, d = targets.shape
     t = Fn.normalize(targets.float(), dim=-1).to(device).repeat_interleave(cfg.n, dim=0)  # (k*n, d)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -1,0 +1,136 @@
+"""The edit on a real open_clip architecture (ViT-B-32 at random init): exact, reversible, saveable."""
+import json
+
+import open_clip
+import pytest
+import torch
+
+from minclip_unlearn import edit, paradigms, prompts
+from minclip_unlearn.models import load_clip
+
+
+@pytest.fixture(scope="module")
+def setup(vitb32):
+    model, _, tokenizer = vitb32
+    grid = paradigms.grid_for("pacs")
+    text_dirs = prompts.text_directions(model, tokenizer, grid)
+    g = torch.Generator().manual_seed(0)
+    protos = torch.nn.functional.normalize(torch.randn(7, 4, 2, text_dirs.shape[-1], generator=g), dim=-1)
+    return model, grid, text_dirs, protos
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+
+def test_text_directions_are_normalised_cells(setup):
+    _, grid, text_dirs, _ = setup
+    assert text_dirs.shape == (7, 4, 512)
+    assert torch.allclose(text_dirs.norm(dim=-1), torch.ones(7, 4), atol=1e-5)
+
+
+def test_edited_encode_image_is_original_times_P_transpose(setup, images):
+    model, grid, text_dirs, protos = setup
+    mask = paradigms.forget_classes_in_domains(grid, "dog", "sketch")
+    F, R = edit.directions(text_dirs, mask, protos)
+    P = edit.projector(F, R, alpha=0.7)
+    edited = edit.apply_projector(model, P)
+    with torch.no_grad():
+        expected = model.encode_image(images) @ P.T
+        got = edited.encode_image(images)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_original_untouched_and_restore_is_bitwise(setup, images):
+    model, grid, text_dirs, protos = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    edited = edit.unlearn(model, grid, paradigms.forget_classes(grid, "dog"), text_dirs, protos)
+    assert not torch.equal(edited.visual.proj, model.visual.proj)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not hasattr(model, "minclip_original_proj")
+    edit.restore(edited)
+    assert all(torch.equal(before[k], v) for k, v in edited.state_dict().items())
+    with pytest.raises(ValueError, match="not been edited"):
+        edit.restore(edited)
+
+
+def test_two_edits_restore_to_the_first_original(setup):
+    model, grid, text_dirs, protos = setup
+    once = edit.unlearn(model, grid, paradigms.forget_classes(grid, "dog"), text_dirs, protos)
+    twice = edit.unlearn(once, grid, paradigms.forget_domains(grid, "sketch"), text_dirs, mode="text")
+    assert len(twice.minclip_records) == 2
+    assert torch.equal(edit.restore(twice).visual.proj, model.visual.proj)
+
+
+def test_save_then_load_through_open_clip_reproduces_outputs(setup, images, tmp_path):
+    model, grid, text_dirs, protos = setup
+    mask = paradigms.forget_domains(grid, ["sketch", "cartoon"])
+    edited = edit.unlearn(model, grid, mask, text_dirs, protos, method="soft")
+    ckpt, rec = edit.save_edited(edited, tmp_path / "edited.pt")
+    loaded, _, _ = load_clip("ViT-B-32", pretrained=ckpt)
+    direct, _, _ = open_clip.create_model_and_transforms("ViT-B-32", pretrained=str(ckpt))
+    with torch.no_grad():
+        want = edited.encode_image(images)
+        assert torch.equal(loaded.encode_image(images), want)
+        assert torch.equal(direct.eval().encode_image(images), want)
+    record = json.loads(rec.read_text())[0]
+    assert record["forgotten"] == [[c, m] for c in grid.classes for m in ("cartoon", "sketch")]
+    assert record["method"] == "soft" and record["mode"] == "multimodal" and record["source"]["model"] == "ViT-B-32"
+    assert edit.load_record(ckpt) == json.loads(rec.read_text())
+
+
+def test_save_never_overwrites_silently(setup, tmp_path):
+    model, grid, text_dirs, _ = setup
+    edited = edit.unlearn(model, grid, paradigms.forget_classes(grid, "dog"), text_dirs, mode="text")
+    (tmp_path / "edited.pt").write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        edit.save_edited(edited, tmp_path / "edited.pt")
+    assert (tmp_path / "edited.pt").read_bytes() == b"precious"
+    edit.save_edited(edited, tmp_path / "edited.pt", overwrite=True)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_text_only_mode_ignores_prototypes_and_multimodal_needs_them(setup):
+    model, grid, text_dirs, protos = setup
+    mask = paradigms.forget_classes(grid, "dog")
+    text_only = edit.unlearn(model, grid, mask, text_dirs, protos, mode="text")
+    assert text_only.minclip_records[0]["n_prototypes"] == 0
+    assert text_only.minclip_records[0]["rank_removed"] <= 4
+    with pytest.raises(ValueError, match="needs prototypes"):
+        edit.unlearn(model, grid, mask, text_dirs, None, mode="multimodal")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": -0.5}, "alpha"),
+        ({"mode": "visual"}, "valid: multimodal, text"),
+        ({"method": "medium"}, "valid: hard, soft"),
+        ({"mask": torch.zeros(7, 4, dtype=torch.bool)}, "empty"),
+        ({"mask": torch.ones(7, 4, dtype=torch.bool)}, "every cell"),
+        ({"mask": torch.zeros(4, 7, dtype=torch.bool)}, "shape"),
+        ({"text_dirs": torch.randn(7, 4)}, r"\(C, M, d\)"),
+        ({"prototypes": torch.randn(7, 4, 2, 16)}, "prototypes must be"),
+    ],
+)
+def test_bad_input_raises_clearly_and_mutates_nothing(setup, kwargs, message):
+    model, grid, text_dirs, protos = setup
+    before = model.visual.proj.detach().clone()
+    args = {"mask": paradigms.forget_classes(grid, "dog"), "text_dirs": text_dirs, "prototypes": protos, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        edit.unlearn(model, grid, args.pop("mask"), args.pop("text_dirs"), **args)
+    assert torch.equal(model.visual.proj, before) and not hasattr(model, "minclip_records")
+
+
+def test_wrong_projector_shape_is_refused(setup):
+    model = setup[0]
+    with pytest.raises(ValueError, match=r"P must be \(512, 512\)"):
+        edit.apply_projector(model, torch.eye(256))
+
+
+def test_resnet_clip_is_refused_with_the_supported_ones():
+    model, _, _ = load_clip("RN50")
+    with pytest.raises(ValueError, match="no visual.proj; supported: .*ViT-B-32"):
+        edit.apply_projector(model, torch.eye(1024))
