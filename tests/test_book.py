@@ -1,0 +1,261 @@
+"""The book's sources: clean notebooks, a complete table of contents, resolvable citations and
+glossary terms, the build settings the project relies on, and the browser check's parsing.
+
+The build itself (``jupyter-book build . -W -n --keep-going``) and the browser check run in
+.ci/run; nbval runs the notebooks (pytest's testpaths include book/).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+SKIP_PARTS = {".ipynb_checkpoints", "_build"}
+
+
+def notebooks() -> list[Path]:
+    return sorted(p for p in BOOK.rglob("*.ipynb") if not SKIP_PARTS & set(p.parts))
+
+
+def pages() -> list[Path]:
+    found = sorted(p for p in BOOK.rglob("*.md") if not SKIP_PARTS & set(p.parts))
+    return found + notebooks()
+
+
+def markdown_source(path: Path) -> str:
+    """The text a reader sees: a .md file, or the markdown cells of a notebook."""
+    if path.suffix == ".ipynb":
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        return "\n".join(
+            "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for cell in nb["cells"]
+            if cell["cell_type"] == "markdown"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def toc_files(node) -> list[str]:
+    """Every `file:` of _toc.yml (root included), at any depth."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root") and isinstance(value, str):
+                found.append(value)
+            else:
+                found += toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += toc_files(item)
+    return found
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# ------------------------------------------------------------------ notebooks and the toc
+def test_notebooks_are_committed_without_outputs():
+    dirty = []
+    for path in notebooks():
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            if cell.get("outputs"):
+                dirty.append(f"{rel(path)} cell {i}: has outputs")
+            if cell.get("execution_count") is not None:
+                dirty.append(f"{rel(path)} cell {i}: has an execution count")
+    assert not dirty, "clear the outputs (e.g. jupyter nbconvert --clear-output --inplace):\n" + "\n".join(dirty)
+
+
+def test_every_notebook_is_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    listed = {Path(f).with_suffix("").as_posix() for f in toc_files(toc)}
+    missing = [rel(p) for p in notebooks() if rel(p.with_suffix("")) not in listed]
+    assert not missing, f"add to _toc.yml: {missing}"
+
+
+def test_every_toc_entry_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert toc["format"] == "jb-book"
+    assert toc["root"] == "book/intro"
+    for part in toc["parts"]:
+        assert part.get("caption") and part.get("chapters"), f"a part needs a caption and a chapter: {part}"
+    absent = [
+        f for f in toc_files(toc)
+        if not any((ROOT / f).with_suffix(ext).exists() for ext in (".md", ".ipynb"))
+        and not (ROOT / f).exists()
+    ]
+    assert not absent, f"_toc.yml names pages that do not exist: {absent}"
+
+
+# ------------------------------------------------------------------ citations and terms
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]*)`")
+TERM = re.compile(r"\{term\}`([^`]*)`")
+BIB_ENTRY = re.compile(r"^\s*@(\w+)\s*\{\s*([^,\s]+)\s*,", re.M)
+
+
+def bib_keys() -> set[str]:
+    text = (BOOK / "references.bib").read_text(encoding="utf-8")
+    return {key for kind, key in BIB_ENTRY.findall(text) if kind.lower() not in {"comment", "string", "preamble"}}
+
+
+def glossary_terms() -> set[str]:
+    """The terms of every {glossary} block in book/glossary.md: its unindented lines."""
+    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
+    terms = set()
+    for block in re.findall(r"^(`{3,}|:{3,})\{glossary\}[^\n]*\n(.*?)^\1\s*$", text, re.M | re.S):
+        for line in block[1].splitlines():
+            if line.strip() and not line[0].isspace() and not line.startswith(":"):
+                terms.add(" ".join(line.split()).lower())
+    return terms
+
+
+def term_target(text: str) -> str:
+    """`{term}` text or `text <target>` -> the glossary term it points to, normalised."""
+    m = re.search(r"<([^<>]+)>\s*$", text)
+    return " ".join((m.group(1) if m else text).split()).lower()
+
+
+def test_references_bib_has_the_core_entries():
+    keys = bib_keys()
+    required = {
+        "mishra2025selective", "mishra2025erasing", "radford2021clip", "ilharco2021openclip", "li2017pacs",
+        "peng2019domainnet", "ravfogel2020inlp", "belrose2023leace", "kravets2025zeroshot", "liang2022gap",
+    }
+    assert required <= keys, f"missing from references.bib: {sorted(required - keys)}"
+    text = (BOOK / "references.bib").read_text(encoding="utf-8")
+    assert "2512.14113" in text and "2512.14137" in text
+    assert len(BIB_ENTRY.findall(text)) == len(keys), "a key is defined twice in references.bib"
+
+
+def test_every_cited_key_is_in_references_bib():
+    keys = bib_keys()
+    unknown = []
+    for path in pages():
+        for group in CITE.findall(markdown_source(path)):
+            unknown += [f"{rel(path)}: {k.strip()}" for k in group.split(",") if k.strip() not in keys]
+    assert not unknown, "cited but not in book/references.bib:\n" + "\n".join(unknown)
+
+
+def test_every_term_is_in_the_glossary():
+    terms = glossary_terms()
+    assert len(terms) >= 26, f"the glossary looks truncated: {sorted(terms)}"
+    unknown = []
+    for path in pages():
+        unknown += [f"{rel(path)}: {t}" for t in TERM.findall(markdown_source(path)) if term_target(t) not in terms]
+    assert not unknown, "{term} with no entry in book/glossary.md:\n" + "\n".join(unknown)
+
+
+def test_glossary_holds_the_terms_the_chapters_use():
+    expected = [
+        "zero-shot classification", "prompt ensemble", "modality gap", "concept grid", "forget mask", "retain set",
+        "visual projection", "nullspace", "orthogonal projector", "retain protection", "strength (alpha)",
+        "energy threshold (rho)", "ccup", "visual prototype", "total variation", "global forgetting",
+        "domain-specific forgetting", "complete-domain forgetting", "accuracy matrix", "forget accuracy",
+        "retain accuracy", "off-target effect", "recovery probe", "leace", "inlp", "toyworld",
+    ]
+    assert not set(expected) - glossary_terms()
+
+
+def test_bibliography_directive_appears_exactly_once():
+    count = sum(len(re.findall(r"^(?:`{3,}|:{3,})\{bibliography\}", markdown_source(p), re.M)) for p in pages())
+    assert count == 1, f"sphinxcontrib-bibtex needs exactly one {{bibliography}} directive, found {count}"
+
+
+# ------------------------------------------------------------------ build settings
+def test_config_executes_notebooks_and_fails_on_errors():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert config["execute"]["allow_errors"] is False
+    assert config["execute"]["timeout"] >= 300
+    assert config["only_build_toc_files"] is True
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    assert all((ROOT / f).exists() for f in config["bibtex_bibfiles"])
+    for ext in ("dollarmath", "amsmath", "colon_fence", "deflist"):
+        assert ext in config["parse"]["myst_enable_extensions"]
+    excluded = set(config["exclude_patterns"])
+    assert {"tests", "benchmarks", "data_scripts", ".github", "README.md", "_build"} <= excluded
+    launch = config["launch_buttons"]
+    assert launch["colab_url"] and launch["binderhub_url"]
+    assert config["repository"]["url"].startswith("https://github.com/")
+
+
+# ------------------------------------------------------------------ the browser check's parsing
+def load_check_pages():
+    spec = importlib.util.spec_from_file_location("check_pages", ROOT / "tools" / "check_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CLEAN_PAGE = """<html><body><main>
+<p>Prose may say that a function raises an Exception.</p>
+<img src="figure.png" alt="a figure that loaded">
+<div class="cell docutils container">
+ <div class="cell_input docutils container"><pre>print("Traceback (most recent call last) is what Python prints")</pre></div>
+ <div class="cell_output docutils container">
+  <div class="output stream highlight-myst-ansi notranslate"><pre>accuracy 0.93</pre></div>
+  <div class="output stderr highlight-myst-ansi notranslate"><pre>100%|##########| 7/7 [00:01&lt;00:00]</pre></div>
+  <img src="../_images/heatmap.png" alt="output figure">
+ </div>
+</div>
+</main></body></html>"""
+
+BROKEN_PAGE = """<html><body><main>
+<img src="missing.png" data-check-broken="http://127.0.0.1:8000/book/missing.png">
+<div class="cell docutils container">
+ <div class="cell_input docutils container"><pre>1/0</pre></div>
+ <div class="cell_output docutils container">
+  <div class="output traceback highlight-ipythontb notranslate"><pre>ZeroDivisionError                         Traceback (most recent call last)
+Cell In[1], line 1
+ZeroDivisionError: division by zero</pre></div>
+ </div>
+</div>
+<div class="cell docutils container">
+ <div class="cell_output docutils container">
+  <div class="output stderr highlight-myst-ansi notranslate"><pre>RuntimeError: the cache is corrupt</pre></div>
+ </div>
+</div>
+<div class="cell docutils container">
+ <div class="cell_output docutils container">
+  <div class="output text_plain highlight-myst-ansi notranslate"><pre>Exception: something went wrong</pre></div>
+ </div>
+</div>
+<div class="system-message"><p class="system-message-title">System Message: ERROR/3</p><p>Unknown directive type.</p></div>
+</main></body></html>"""
+
+
+def test_browser_check_passes_a_clean_page():
+    assert load_check_pages().find_problems(CLEAN_PAGE) == []
+
+
+def test_browser_check_catches_every_kind_of_error():
+    problems = load_check_pages().find_problems(BROKEN_PAGE)
+    text = "\n".join(problems)
+    assert "broken image: http://127.0.0.1:8000/book/missing.png" in text
+    assert "error output of a cell: ZeroDivisionError" in text
+    assert "traceback text on the page" in text
+    assert "stderr reports an error: RuntimeError: the cache is corrupt" in text
+    assert "cell output shows an exception: Exception: something went wrong" in text
+    assert "Sphinx/docutils error box" in text and "Unknown directive type" in text
+
+
+def test_browser_check_page_list_and_screenshot_choice(tmp_path):
+    check = load_check_pages()
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_sources" / "book").mkdir(parents=True)
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
+    for name in ("book/intro.html", "book/ch1.html", "search.html", "genindex.html", "_static/x.html"):
+        (tmp_path / name).write_text("<html><body>page</body></html>")
+    assert check.book_pages(tmp_path) == [Path("book/ch1.html"), Path("book/intro.html")]
+    pages = check.book_pages(tmp_path)
+    assert check.chapter_for_screenshot(tmp_path, pages) == Path("book/intro.html")
+    (tmp_path / "_sources" / "book" / "ch1.ipynb").write_text("{}")
+    assert check.chapter_for_screenshot(tmp_path, pages) == Path("book/ch1.html")
