@@ -88,7 +88,7 @@ def unlearn(
         "classes": list(grid.classes), "domains": list(grid.domains),
         "mode": mode, "method": method, "alpha": alpha, "rho": rho, "lam": lam, "mu": mu,
         "n_prototypes": 0 if prototypes is None or mode == "text" else int(prototypes.shape[2]),
-        "rank_removed": int(torch.linalg.matrix_rank(torch.eye(P.shape[0], dtype=P.dtype) - P)),
+        "rank_removed": int(torch.linalg.matrix_rank(torch.eye(P.shape[0], dtype=P.dtype) - P, hermitian=method == "hard")),
         "forget_norm_kept": kept(P, F), "retain_norm_kept": kept(P, R),
         "source": dict(getattr(model, "minclip_source", {})), "minclip_unlearn": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -32,7 +32,12 @@ def orth(A: Tensor, tol: float = 1e-6, energy: float | None = None, scale: float
         raise ValueError(f"energy (rho) must be in (0, 1], got {energy}")
     if A.shape[1] == 0:
         return A.new_zeros(A.shape[0], 0)
-    U, S, _ = torch.linalg.svd(A.double(), full_matrices=False)
+    A = A.double()
+    if A.shape[1] > A.shape[0]:  # many columns: eigh of the small (d, d) Gram matrix A A^T = U S^2 U^T
+        S2, U = torch.linalg.eigh(A @ A.T)
+        S, U = S2.flip(0).clamp_min(0).sqrt(), U.flip(1)
+    else:
+        U, S, _ = torch.linalg.svd(A, full_matrices=False)
     if S.numel() == 0 or S[0] <= 0:
         return A.new_zeros(A.shape[0], 0)
     r = int((S > tol * (S[0] if scale is None else scale)).sum())
