@@ -1,0 +1,94 @@
+"""The lab bench of the book: a model, its grid, featurised train/test splits and a classifier for one dataset.
+
+Real cached features are used when present (see datasets.real_features); otherwise the ToyWorld stand-in,
+announced by a visible banner. Every figure made from a Lab names its source (`lab.source`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import evaluate, prompts, prototypes
+from .datasets import FeatureSet, real_features
+from .models import load_clip
+from .paradigms import ConceptGrid, grid_for
+
+REAL_DATA_HELP = {
+    "pacs": "python data_scripts/pacs.py download --root DATA",
+    "domainnet": "python data_scripts/domainnet.py download --root DATA --per-class 20",
+}
+
+
+@dataclass
+class Lab:
+    """Everything a chapter needs: model, tokenizer, grid, train/test FeatureSets, (C, d) zero-shot classifier."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    grid: ConceptGrid
+    train: FeatureSet
+    test: FeatureSet
+    source: str
+    real: bool
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def classifier(self) -> torch.Tensor:
+        """(C, d) normalised domain-free class embeddings (the text tower is never edited)."""
+        if "classifier" not in self._cache:
+            self._cache["classifier"] = prompts.class_embeddings(self.model, self.tokenizer, self.grid)
+        return self._cache["classifier"]
+
+    @property
+    def text_dirs(self) -> torch.Tensor:
+        """(C, M, d) domain-aware text direction of every cell."""
+        if "text_dirs" not in self._cache:
+            self._cache["text_dirs"] = prompts.text_directions(self.model, self.tokenizer, self.grid)
+        return self._cache["text_dirs"]
+
+    def prototypes(self, cfg: prototypes.SynthesisConfig = prototypes.SynthesisConfig()) -> torch.Tensor:
+        """(C, M, n, d) visual prototypes of every cell (synthesised once, then read from the disk cache)."""
+        return prototypes.grid_prototypes(self.model, self.text_dirs, self.grid, cfg)
+
+    def accuracy(self, model=None) -> np.ndarray:
+        """(C, M) zero-shot accuracy of model (default: the unedited one) on the test split."""
+        return evaluate.accuracy_matrix(model or self.model, self.test, self.classifier)
+
+    def scores(self, model, mask: torch.Tensor) -> dict[str, float]:
+        """Forget / retain / off-target accuracy of model on the test split for this mask."""
+        return evaluate.scores(model, self.test, self.classifier, mask)
+
+
+def banner(dataset: str) -> None:
+    """Print a visible notice that the real dataset is missing and ToyWorld stands in for it."""
+    lines = [
+        f"REAL {dataset.upper()} FEATURES NOT FOUND: this chapter runs on the ToyWorld stand-in",
+        "(7 shapes x 4 styles, a tiny CLIP trained on the CPU). Figures say so in their titles.",
+        f"For the real data: {REAL_DATA_HELP[dataset]}, then",
+        f"python data_scripts/extract_features.py --dataset {dataset} ... and set MINCLIP_FEATURES.",
+    ]
+    width = max(map(len, lines)) + 4
+    print("!" * width, *(f"! {line:<{width - 4}} !" for line in lines), "!" * width, sep="\n")
+
+
+def open_lab(dataset: str = "toyworld", model: str = "ViT-B-32", pretrained: str | None = "openai",
+             n_per_cell: int = 50) -> Lab:
+    """'pacs' | 'domainnet' | 'toyworld' -> a Lab on real cached features if present, else on ToyWorld."""
+    grid_for(dataset)  # validates the name
+    if dataset != "toyworld":
+        feats = real_features(dataset, model, pretrained)
+        if feats is not None:
+            clip, _, tokenizer = load_clip(model, pretrained)
+            test = feats.get("test") or feats["crossval"]
+            source = f"model: {model} ({pretrained}) · data: {test.meta['name']}"
+            return Lab(clip, tokenizer, test.grid, feats["train"], test, source, real=True)
+        banner(dataset)
+    from .toyworld import toy_features
+
+    clip, _, tokenizer = load_clip("toy")
+    train = toy_features(clip, "train", n_per_cell=n_per_cell, seed=1)
+    test = toy_features(clip, "test", n_per_cell=n_per_cell)
+    source = f"model: toy CLIP · data: ToyWorld held-out test split ({len(test)} images)"
+    return Lab(clip, tokenizer, test.grid, train, test, source, real=False)
