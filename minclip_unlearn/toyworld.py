@@ -25,6 +25,7 @@ IMAGE_SIZE = 32  # pixels; shapes are drawn at 2x and downsampled (anti-aliasing
 _SS = 2
 TOY_CLIP_NAME = "toy-vit"  # open_clip config name, registered below: open_clip.create_model(TOY_CLIP_NAME)
 RECIPE = "v1"  # bump when the world or the training recipe changes: the cached checkpoint is keyed by it
+TRAIN_DEFAULTS = {"steps": 800, "batch_size": 192, "pool_per_cell": 400, "lr": 1e-3}
 _SPLITS = {"train": 0, "test": 1}  # first word of every image's seed, so the splits never share a seed
 _PALETTE = np.array([[0.80, 0.60, 0.25], [0.60, 0.30, 0.15], [0.40, 0.30, 0.20], [0.45, 0.50, 0.25],
                      [0.15, 0.25, 0.45], [0.65, 0.15, 0.15], [0.90, 0.85, 0.70], [0.30, 0.45, 0.40]])  # earthy oils
@@ -226,7 +227,8 @@ def _dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.rot90(xi, int(ki), (1, 2)) for xi, ki in zip(x, k)])
 
 
-def train_toy_clip(steps: int = 800, batch_size: int = 192, pool_per_cell: int = 400, lr: float = 1e-3,
+def train_toy_clip(steps: int = TRAIN_DEFAULTS["steps"], batch_size: int = TRAIN_DEFAULTS["batch_size"],
+                   pool_per_cell: int = TRAIN_DEFAULTS["pool_per_cell"], lr: float = TRAIN_DEFAULTS["lr"],
                    seed: int = 0, progress: bool = True):
     """Train the toy CLIP from scratch on ToyWorld's train split -> model (eval mode).
 

@@ -28,3 +28,11 @@ def tiny_clip():
         text_cfg=open_clip.CLIPTextCfg(context_length=16, vocab_size=49408, width=64, heads=2, layers=1),
     )
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def toy_clip():
+    """The ToyWorld CLIP, trained once (a few minutes) and then cached: (model, preprocess, tokenizer)."""
+    from minclip_unlearn.models import load_clip
+
+    return load_clip("toy")
