@@ -80,7 +80,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
 
     checksum: 'sha256:<hex>' | 'md5:<hex>' | None (unknown: the sha256 is printed so it can be pinned).
     An existing dest is re-verified, not re-downloaded. A stall or cut connection is retried up to `retries`
-    times (waiting backoff * 2**k seconds), each time resuming from the bytes already on disk; a host that
+    times (waiting backoff * 2**(k-1) seconds), each time resuming from the bytes already on disk; a host that
     cannot be reached at all is not retried.
     """
     dest = Path(dest)
@@ -134,7 +134,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
                 raise DownloadError(f"{url}: gave up after {retries} retries ({type(e).__name__}); "
                                     f"{got} bytes kept in {part}: run the same command again to resume") from e
             print(f"connection interrupted at {got} bytes ({type(e).__name__}); resuming (retry {attempt}/{retries})")
-            time.sleep(backoff * min(2 ** attempt, 30))
+            time.sleep(backoff * min(2 ** (attempt - 1), 30))
     try:
         found = check_file(part, checksum, progress)
     except DownloadError:

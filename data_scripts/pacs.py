@@ -32,7 +32,7 @@ DERIVED = "DERIVED_NOT_OFFICIAL.txt"
 def _walk(top: Path, depth: int = 3):
     """Folders under top (top included), at most depth levels down."""
     top = Path(top)
-    for d, dirs, _ in os.walk(top):
+    for d, dirs, _ in os.walk(top, followlinks=True):
         if len(Path(d).relative_to(top).parts) >= depth:
             dirs[:] = []
         dirs[:] = [x for x in dirs if not x.startswith(".")]

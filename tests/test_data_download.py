@@ -73,7 +73,7 @@ def server():
     srv.handle_error = lambda request, address: None  # a client hanging up on a cut response is expected here
     srv.files, srv.log, srv.cut, srv.hang, srv.ranges = {}, [], 0, 0, True
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
