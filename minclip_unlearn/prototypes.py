@@ -88,7 +88,7 @@ def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisCon
 
 def default_cache_dir() -> Path:
     """$MINCLIP_CACHE/prototypes, default ~/.cache/minclip_unlearn/prototypes."""
-    return Path(os.environ.get("MINCLIP_CACHE", Path.home() / ".cache" / "minclip_unlearn")) / "prototypes"
+    return Path(os.environ.get("MINCLIP_CACHE") or Path.home() / ".cache" / "minclip_unlearn").expanduser() / "prototypes"
 
 
 def cache_key(model, targets: torch.Tensor, concepts: list[str], cfg: SynthesisConfig) -> str:
