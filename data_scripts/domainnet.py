@@ -140,6 +140,11 @@ def cmd_download(a) -> int:
     return verify(root, domains, a.per_class, a.seed, a.quick)
 
 
+def _find(source: Path, name: str) -> Path | None:
+    """source/name, or one or two folders down (not a full walk: a DomainNet copy holds 600k files)."""
+    return next((d / name for d in [source, *source.glob("*"), *source.glob("*/*")] if (d / name).is_file()), None)
+
+
 def cmd_adopt(a) -> int:
     source, root = Path(a.source).resolve(), Path(a.root)
     top = next((d for d in [source, *source.glob("*"), *source.glob("*/*")] if d.is_dir()
@@ -148,10 +153,10 @@ def cmd_adopt(a) -> int:
         raise SystemExit(f"no DomainNet under {source}: expected folders named {', '.join(a.domains)}")
     found = [m for m in a.domains if (top / m).is_dir()]
     for m in found:
-        lists = {s: next(iter(sorted(source.rglob(f"{m}_{s}.txt"))), None) for s in L.DOMAINNET_SPLITS}
+        lists = {s: _find(source, f"{m}_{s}.txt") for s in L.DOMAINNET_SPLITS}
         if all(lists.values()):
-            copy_files(lists["train"].parent, L.domainnet_list(root, m, "train").parent,
-                       [f"{m}_{s}.txt" for s in L.DOMAINNET_SPLITS], progress=False)
+            for s, found_list in lists.items():
+                copy_files(found_list.parent, L.domainnet_list(root, m, s).parent, [found_list.name], progress=False)
             if a.per_class:
                 _subset(root, m, a.per_class, a.seed)
             files = [e.path for e in L.domainnet_entries(root, [m], a.per_class, a.seed)]

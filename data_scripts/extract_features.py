@@ -168,18 +168,40 @@ def _version(dist: str) -> str | None:
 
 def load_model(name: str, pretrained: str | None, device: str, seed: int = 0):
     """(model, preprocess) via minclip_unlearn.models.load_clip; pretrained None: random init from seed."""
-    from minclip_unlearn.models import load_clip
+    import open_clip
+
+    from minclip_unlearn.models import TOY_NAME, load_clip
 
     torch.manual_seed(seed)
+    if name == TOY_NAME and pretrained is None:  # load_clip("toy") would train it; random init is asked for
+        from minclip_unlearn.toyworld import TOY_CLIP_NAME
+
+        model, _, preprocess = open_clip.create_model_and_transforms(TOY_CLIP_NAME, device=device)
+        return model.eval(), preprocess
     model, preprocess, _ = load_clip(name, pretrained, device=device)
     return model.eval(), preprocess
+
+
+def resolve_pretrained(model: str, pretrained: str | None) -> str | None:
+    """--pretrained as given -> what load_model takes: default 'openai' (toy: the trained ToyWorld checkpoint,
+    trained once if missing); 'none' -> None (random init)."""
+    if pretrained is not None:
+        return None if pretrained.lower() == "none" else pretrained
+    if model != "toy":
+        return "openai"
+    from minclip_unlearn.models import load_clip
+    from minclip_unlearn.toyworld import cache_path
+
+    if not cache_path().is_file():
+        load_clip("toy")  # trains and caches it (a few minutes, once)
+    return str(cache_path())
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="ViT-B-32", help="open_clip architecture (or 'toy', the ToyWorld model)")
-    p.add_argument("--pretrained", default="openai",
-                   help="pretrained tag, checkpoint path, or 'none' (random init from --seed, for tests)")
+    p.add_argument("--pretrained", help="pretrained tag or checkpoint path (default: openai; for toy, the trained "
+                   "ToyWorld checkpoint), or 'none' (random init from --seed, for tests)")
     p.add_argument("--dataset", required=True, choices=["pacs", "domainnet"])
     p.add_argument("--root", required=True, help="the data folder given to pacs.py / domainnet.py")
     p.add_argument("--out", required=True, help="features folder: the cache goes to OUT/{dataset}/{model}-{tag}/")
@@ -196,7 +218,7 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
-    pretrained = None if a.pretrained.lower() == "none" else a.pretrained
+    pretrained = resolve_pretrained(a.model, a.pretrained)
     if a.per_class and a.dataset != "domainnet":
         p.error("--per-class applies to domainnet only")
     image_root, entries = dataset_entries(a.dataset, a.root, a.domains, a.per_class, a.seed)

@@ -19,7 +19,8 @@ if __package__ in (None, ""):  # run as a script: make `data_scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_scripts import _layout as L  # noqa: E402
-from data_scripts._download import DownloadError, copy_files, download, extract, gdrive_url, human, remote_size  # noqa: E402
+from data_scripts._download import (  # noqa: E402
+    DownloadError, check_file, copy_files, download, extract, gdrive_url, human, remote_size)
 
 # Dassl.pytorch's pacs.zip (pacs/images/... and pacs/splits/*_kfold.txt: images and official lists in one file).
 URL = gdrive_url("1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE")
@@ -108,12 +109,11 @@ def cmd_download(a) -> int:
     if a.archive:
         archive = Path(a.archive)
         print(f"using the local archive {archive}")
-        from data_scripts._download import check_file
         found = check_file(archive, checksum, progress=True)
         print(f"{archive.name}: {found}" + ("" if checksum else " (not checked: --sha256 none)"))
     else:
         size = remote_size(a.url)
-        print(f"PACS: {human(size) if size else 'size not announced (~200 MB)'} from {a.url}")
+        print(f"PACS: {human(size) if size else 'size not announced (roughly 200 MB)'} from {a.url}")
         if checksum is None:
             print("no checksum will be checked (--sha256 none)")
         try:
