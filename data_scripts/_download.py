@@ -128,7 +128,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
                 raise DownloadError(
                     f"could not reach {_host(url)}, or it did not answer in {timeout} s ({type(e).__name__}: "
                     f"{str(e)[:200]}). Check the network or "
-                    f"proxy, or pass another --url; {dest.name} was not written{kept}.") from e
+                    f"proxy, or use a mirror (--url / --base-url); {dest.name} was not written{kept}.") from e
             attempt += 1
             if attempt > retries:
                 raise DownloadError(f"{url}: gave up after {retries} retries ({type(e).__name__}); "

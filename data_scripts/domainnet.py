@@ -25,16 +25,20 @@ if __package__ in (None, ""):
 
 from data_scripts import _layout as L  # noqa: E402
 from data_scripts._download import DownloadError, copy_files, download, extract, human, remote_size  # noqa: E402
+from minclip_unlearn.paradigms import domainnet_classes  # noqa: E402
+
+DOMAINNET_CLASSES = domainnet_classes()
 
 BASE_URL = "https://csr.bu.edu/ftp/visda/2019/multi-source/"  # the official host (ai.bu.edu/M3SDA)
-ARCHIVES = {  # domain -> (path under BASE_URL, md5, approximate size in bytes); clipart/painting: cleaned versions
-    "clipart": ("groundtruth/clipart.zip", "cd0d8f2d77a4e181449b78ed62bccf1e", 1.2e9),
-    "infograph": ("infograph.zip", "720380b86f9e6ab4805bb38b6bd135f8", 4.0e9),
-    "painting": ("groundtruth/painting.zip", "1ae32cdb4f98fe7ab5eb0a351768abfd", 3.7e9),
-    "quickdraw": ("quickdraw.zip", "bdc1b6f09f277da1a263389efe0c7a66", 0.45e9),
-    "real": ("real.zip", "dcc47055e8935767784b7162e7c7cca6", 5.9e9),
-    "sketch": ("sketch.zip", "658d8009644040ff7ce30bb2e820850f", 2.5e9),
+ARCHIVES = {  # domain -> (path under BASE_URL, md5, approx. size in bytes, images listed); clipart/painting: cleaned
+    "clipart": ("groundtruth/clipart.zip", "cd0d8f2d77a4e181449b78ed62bccf1e", 1.2e9, 48_129),
+    "infograph": ("infograph.zip", "720380b86f9e6ab4805bb38b6bd135f8", 4.0e9, 51_605),
+    "painting": ("groundtruth/painting.zip", "1ae32cdb4f98fe7ab5eb0a351768abfd", 3.7e9, 72_266),
+    "quickdraw": ("quickdraw.zip", "bdc1b6f09f277da1a263389efe0c7a66", 0.45e9, 172_500),
+    "real": ("real.zip", "dcc47055e8935767784b7162e7c7cca6", 5.9e9, 172_947),
+    "sketch": ("sketch.zip", "658d8009644040ff7ce30bb2e820850f", 2.5e9, 69_128),
 }
+CPU_IMAGES_PER_S = 8  # ViT-B-32 feature extraction on a 2-core CPU (benchmarks/extract_throughput.py)
 LIST_MD5 = {  # the official train/test lists, domainnet/txt/{domain}_{split}.txt
     ("clipart", "train"): "b4349693a7f9c05c53955725c47ed6cb", ("clipart", "test"): "f5ddbcfd657a3acf9d0f7da10db22565",
     ("infograph", "train"): "379b50054f4ac2018dca4f89421b92d9", ("infograph", "test"): "779626b50869edffe8ea6941c3755c71",
@@ -47,20 +51,23 @@ LIST_MD5 = {  # the official train/test lists, domainnet/txt/{domain}_{split}.tx
 
 def _plan(a, domains) -> list[tuple[str, str, str | None]]:
     """[(domain, url, checksum)] for the archives, and print their size and an estimate of the time up front."""
-    plan, total, exact = [], 0.0, True
+    plan, total, exact, extracted, images = [], 0.0, True, 0.0, 0
     for m in domains:
-        path, md5, approx = ARCHIVES[m]
+        path, md5, approx, count = ARCHIVES[m]
         url = a.base_url + path
         size = remote_size(url, timeout=(5, 10)) if not a.no_head else None
         exact &= size is not None
         total += size or approx
+        n = min(count, a.per_class * len(DOMAINNET_CLASSES) * 2) if a.per_class else count
+        images += n
+        extracted += (size or approx) * n / count  # JPEGs barely compress: extracted ~ archive size
         plan.append((m, url, None if a.no_checksum else f"md5:{md5}"))
         print(f"  {m:10s} {human(size or approx):>9s}{'' if size else ' (approx.)'}  {url}")
-    extracted = total * (0.05 if a.per_class else 1.0)  # JPEGs barely compress: extracted ~ archive size
     disk = extracted + (max(ARCHIVES[m][2] for m in domains) if a.delete_archives else total)
     print(f"download: {human(total)}{'' if exact else ' (approx.)'} for {len(domains)} domain(s); about "
-          f"{total / 10e6 / 60:.0f} min at 10 MB/s, {total / 50e6 / 60:.0f} min at 50 MB/s; "
-          f"disk needed: about {human(disk)}")
+          f"{total / 10e6 / 60:.0f} min at 10 MB/s, {total / 50e6 / 60:.0f} min at 50 MB/s; disk needed: about "
+          f"{human(disk)}; then {images:,} images to encode once (about {images / CPU_IMAGES_PER_S / 3600:.1f} h "
+          f"with ViT-B-32 on a 2-core CPU, much less on a GPU)")
     return plan
 
 
@@ -110,6 +117,17 @@ def verify(root: Path, domains, per_class=None, seed=0, quick=False) -> int:
 
 def cmd_download(a) -> int:
     root, domains = Path(a.root), a.domains
+
+    def missing(m: str) -> bool:
+        return bool(L.verify_domainnet(root, [m], a.per_class, a.seed, decode=False, progress=False)[0])
+
+    todo = [m for m in domains if missing(m)]
+    for m in domains:
+        if m not in todo:
+            print(f"{m}: already present")
+    plan = _plan(a, todo) if todo else []  # sizes and time, up front
+    if a.dry_run:
+        return 0
     try:
         for m in domains:  # the lists first: small, and --per-class needs them to pick its images
             for split in L.DOMAINNET_SPLITS:
@@ -117,23 +135,17 @@ def cmd_download(a) -> int:
                 download(a.base_url + f"domainnet/txt/{m}_{split}.txt", L.domainnet_list(root, m, split), ck, progress=False)
             if a.per_class:
                 _subset(root, m, a.per_class, a.seed)
-        todo = [m for m in domains if L.verify_domainnet(root, [m], a.per_class, a.seed, decode=False, progress=False)[0]]
-        for m in set(domains) - set(todo):
-            print(f"{m}: already present")
-        if todo:
-            plan = _plan(a, todo)
-            if a.dry_run:
-                return 0
-            for m, url, checksum in plan:
-                start = time.time()
-                archive = download(url, root / "downloads" / f"{m}.zip", checksum)
-                wanted = None
-                if a.per_class:
-                    wanted = [e.path for e in L.domainnet_entries(root, [m], a.per_class, a.seed)]
-                _install_domain(archive, root, m, wanted)
-                if a.delete_archives:
-                    archive.unlink()
-                print(f"{m}: done in {time.time() - start:.0f} s")
+        for m, url, checksum in plan:
+            if not missing(m):  # e.g. adopted images that only lacked their lists
+                print(f"{m}: already present")
+                continue
+            start = time.time()
+            archive = download(url, root / "downloads" / f"{m}.zip", checksum)
+            wanted = [e.path for e in L.domainnet_entries(root, [m], a.per_class, a.seed)] if a.per_class else None
+            _install_domain(archive, root, m, wanted)
+            if a.delete_archives:
+                archive.unlink()
+            print(f"{m}: done in {time.time() - start:.0f} s")
     except DownloadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -187,7 +199,7 @@ def main(argv=None) -> int:
     d.add_argument("--base-url", default=BASE_URL, help=f"mirror of the official folder (default {BASE_URL})")
     d.add_argument("--no-checksum", action="store_true", help="skip the md5 checks (e.g. for a mirror with other files)")
     d.add_argument("--delete-archives", action="store_true", help="delete each zip once extracted")
-    d.add_argument("--dry-run", action="store_true", help="print sizes and time estimate, download only the lists")
+    d.add_argument("--dry-run", action="store_true", help="print sizes and the time estimate, download nothing")
     d.add_argument("--no-head", action="store_true", help="do not ask the server for exact sizes")
     common(sub.add_parser("verify", help="check ROOT/domainnet against its split lists"))
     ad = sub.add_parser("adopt", help="copy a DomainNet you already have into ROOT/domainnet (the source is never changed)")

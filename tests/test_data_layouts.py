@@ -155,7 +155,7 @@ def test_pacs_download_with_a_wrong_checksum_installs_nothing(server, fake_pacs,
 
 
 def test_domainnet_download_end_to_end_with_per_class(server, fake_dn, tmp_path, capsys):
-    for m, (path, _, _) in domainnet.ARCHIVES.items():
+    for m, (path, *_) in domainnet.ARCHIVES.items():
         if m in ("clipart", "sketch"):
             server.files["/" + path] = zip_tree(fake_dn / "domainnet", tmp_path / f"{m}.zip", exclude=("splits", *[
                 d for d in L.DOMAINNET_DOMAINS if d != m])).read_bytes()
@@ -166,7 +166,7 @@ def test_domainnet_download_end_to_end_with_per_class(server, fake_dn, tmp_path,
             "--no-checksum"]
     assert domainnet.main(args + ["--per-class", "1", "--delete-archives"]) == 0
     out = capsys.readouterr().out
-    assert "min at 10 MB/s" in out and "disk needed" in out  # size and time reported up front
+    assert "min at 10 MB/s" in out and "disk needed" in out and "12 images to encode" in out  # reported up front
     assert len(list((root / "domainnet/sketch").rglob("*.jpg"))) == 3 * 1 * 2
     assert L.domainnet_list(root, "sketch", "test", 1, 0).is_file()
     assert domainnet.main(args) == 0  # the full set: every listed image
