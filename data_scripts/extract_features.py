@@ -36,11 +36,11 @@ FORMAT = 1
 
 
 def dataset_entries(dataset: str, root, domains=None, per_class=None, seed=0) -> tuple[Path, list[L.Entry]]:
-    """(image root, listed images) of a prepared dataset; PACS's known broken file is dropped if it does not decode."""
+    """(image root, listed images) of a prepared dataset; PACS's known broken file is dropped if absent or broken."""
     if dataset == "pacs":
         entries = L.pacs_entries(root, domains or L.PACS_DOMAINS)
         image_root = L.pacs_images(root)
-        broken = {p for p in L.PACS_KNOWN_BAD if L._decode(image_root / p)}
+        broken = {p for p in L.PACS_KNOWN_BAD if not (image_root / p).is_file() or L._decode(image_root / p)}
         return image_root, [e for e in entries if e.path not in broken]
     if dataset == "domainnet":
         return L.domainnet_images(root), L.domainnet_entries(root, domains or L.DOMAINNET_DOMAINS, per_class, seed)

@@ -171,3 +171,19 @@ def test_domainnet_download_end_to_end_with_per_class(server, fake_dn, tmp_path,
     assert L.domainnet_list(root, "sketch", "test", 1, 0).is_file()
     assert domainnet.main(args) == 0  # the full set: every listed image
     assert tree_digest(root / "domainnet/clipart") == tree_digest(fake_dn / "domainnet/clipart")
+
+
+def test_pacs_known_broken_file_is_a_note_not_a_failure(tmp_path, capsys):
+    from data_scripts.extract_features import dataset_entries
+
+    make_fake_pacs(tmp_path, per_cell=1)
+    bad = next(iter(L.PACS_KNOWN_BAD))  # sketch/dog/n02103406_4068-1.png, which Dassl skips
+    for split in ("train", "test"):
+        lst = L.pacs_list(tmp_path, "sketch", split)
+        lst.write_text(lst.read_text() + f"{bad} 1\n")
+    assert pacs.main(["verify", "--root", str(tmp_path)]) == 0  # listed but absent
+    assert "known broken file" in capsys.readouterr().out
+    (L.pacs_images(tmp_path) / bad).write_bytes(b"not a png")
+    assert pacs.main(["verify", "--root", str(tmp_path)]) == 0  # listed but corrupt
+    _, entries = dataset_entries("pacs", tmp_path)
+    assert bad not in {e.path for e in entries} and len(entries) == 28
