@@ -93,7 +93,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
     attempt = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}  # raw bytes
         connected = False
         try:
             with http.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=True) as r:
@@ -141,7 +141,7 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
         part.unlink()
         raise
     if checksum is None:
-        print(f"{dest.name}: no published checksum known; {found} (pass it as --sha256 to pin it next time)")
+        print(f"{dest.name}: no checksum to compare with; it is {found} (note it to check this file next time)")
     os.replace(part, dest)
     return dest
 

@@ -78,17 +78,23 @@ def _batches(paths: list[Path], preprocess, batch_size: int, workers: int):
 
 @torch.inference_mode()
 def encode_paths(model, preprocess, paths: list[Path], batch_size: int = 64, device: str = "cpu",
-                 workers: int = 2, progress: bool = False) -> torch.Tensor:
-    """Image files -> (N, D) float32 pre-projection features: model.visual(x) with visual.proj set to None."""
+                 workers: int = 2, progress: bool = False, bar: tqdm | None = None) -> torch.Tensor:
+    """Image files -> (N, D) float32 pre-projection features: model.visual(x) with visual.proj set to None.
+
+    progress: show a bar; or pass bar, an existing tqdm to advance.
+    """
     proj, out = model.visual.proj, []
     model.visual.proj = None  # open_clip's VisionTransformer skips the projection when proj is None
+    own = bar is None
+    bar = tqdm(total=len(paths), unit="img", desc="encoding", disable=not progress) if own else bar
     try:
-        with tqdm(total=len(paths), unit="img", desc="encoding", disable=not progress) as bar:
-            for x in _batches(paths, preprocess, batch_size, workers):
-                out.append(model.visual(x.to(device, non_blocking=True)).float().cpu())
-                bar.update(len(x))
+        for x in _batches(paths, preprocess, batch_size, workers):
+            out.append(model.visual(x.to(device, non_blocking=True)).float().cpu())
+            bar.update(len(x))
     finally:
         model.visual.proj = proj
+        if own:
+            bar.close()
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
@@ -127,9 +133,12 @@ def extract(model, preprocess, image_root: Path, entries: list[L.Entry], out: Pa
     if (out / META_FILE).is_file() and not overwrite:
         old = json.loads((out / META_FILE).read_text())
         check_meta(old, out, meta["model"], meta.get("pretrained"), meta["dataset"])
-        if old.get("entries_sha256") != meta["entries_sha256"] or old.get("chunk_size") != chunk_size:
-            raise CacheMismatch(f"the cache {out} holds another image list (other domains or --per-class?) or chunk "
-                                "size; pass --overwrite to replace it, or another --out")
+        differ = [what for what, key in [("image list (other domains or --per-class?)", "entries_sha256"),
+                                          ("chunk size", "chunk_size"), ("init seed", "init_seed"),
+                                          ("preprocessing", "preprocess")] if old.get(key) != meta.get(key)]
+        if differ:
+            raise CacheMismatch(f"the cache {out} was made with another {', '.join(differ)}; pass --overwrite to "
+                                "replace it, or another --out")
         if old.get("complete"):
             print(f"{out}: already complete ({old['n_images']} images)")
             return out
@@ -140,13 +149,16 @@ def extract(model, preprocess, image_root: Path, entries: list[L.Entry], out: Pa
     chunks, start = out / "chunks", time.time()
     chunks.mkdir(exist_ok=True)
     n_chunks = -(-len(entries) // chunk_size)
-    for k in tqdm(range(n_chunks), desc=f"{meta['dataset']} chunks", unit="chunk", disable=not progress or n_chunks < 2):
-        file = chunks / f"{k:05d}.pt"
-        if not file.is_file():
+    done = [k for k in range(n_chunks) if (chunks / f"{k:05d}.pt").is_file()]
+    if done:
+        print(f"resuming: {len(done)} of {n_chunks} chunks already encoded")
+    with tqdm(total=len(entries), initial=sum(len(entries[k * chunk_size:(k + 1) * chunk_size]) for k in done),
+              unit="img", desc=f"encoding {meta['dataset']}", disable=not progress) as bar:
+        for k in sorted(set(range(n_chunks)) - set(done)):
             part = entries[k * chunk_size:(k + 1) * chunk_size]
             feats = encode_paths(model, preprocess, [image_root / e.path for e in part], batch_size, device, workers,
-                                 progress=progress)
-            _save(feats.half(), file)
+                                 bar=bar)
+            _save(feats.half(), chunks / f"{k:05d}.pt")
     feats = torch.cat([torch.load(chunks / f"{k:05d}.pt", weights_only=True) for k in range(n_chunks)])
     _save({"features": feats, "labels": torch.tensor([e.label for e in entries], dtype=torch.int16),
            "domains": torch.tensor([e.domain for e in entries], dtype=torch.int8),

@@ -99,21 +99,28 @@ def test_extraction_resumes_from_its_chunks_and_refuses_another_model(toy, fake_
     meta = {"dataset": "domainnet", "model": "toy", "pretrained": str(ckpt)}
     calls = []
 
-    def flaky(im):  # fails on the 7th image: chunk 0 (5 images) is saved, chunk 1 is not
-        calls.append(1)
-        if len(calls) == 7:
-            raise OSError("disk pulled out")
-        return preprocess(im)
+    class Counting:  # the model's preprocess, counting its calls; fails on call number fail_at
+        def __init__(self, fail_at=None):
+            self.fail_at = fail_at
+
+        def __call__(self, im):
+            calls.append(1)
+            if len(calls) == self.fail_at:
+                raise OSError("disk pulled out")
+            return preprocess(im)
+
+        def __repr__(self):
+            return repr(preprocess)
 
     out = tmp_path / "cache"
-    with pytest.raises(RuntimeError, match="cannot read"):
-        X.extract(model, flaky, image_root, entries, out, meta, batch_size=2, chunk_size=5, workers=1, progress=False)
+    with pytest.raises(RuntimeError, match="cannot read"):  # the 7th image fails: chunk 0 (5 images) is saved
+        X.extract(model, Counting(7), image_root, entries, out, meta, batch_size=2, chunk_size=5, workers=1,
+                  progress=False)
     assert (out / "chunks/00000.pt").is_file() and not read_meta(out)["complete"]
     with pytest.raises(FileNotFoundError, match="incomplete"):
         load_features(out)
     calls.clear()
-    counting = lambda im: (calls.append(1), preprocess(im))[1]  # noqa: E731
-    X.extract(model, counting, image_root, entries, out, meta, batch_size=2, chunk_size=5, progress=False)
+    X.extract(model, Counting(), image_root, entries, out, meta, batch_size=2, chunk_size=5, progress=False)
     assert len(calls) == len(entries) - 5  # chunk 0 was not encoded again
     fresh = X.extract(model, preprocess, image_root, entries, tmp_path / "fresh", meta, chunk_size=5, progress=False)
     assert torch.equal(load_features(out)["all"].features, load_features(fresh)["all"].features)
