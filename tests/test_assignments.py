@@ -1,0 +1,331 @@
+"""Assignments: the checkers accept the reference solutions and name the typical mistakes; release writes
+clean starters (the book's copies among them); the grader scores solutions fully, wrong answers partly, and
+gives a zero with a reason to a notebook that raises, loops forever, or is not a notebook."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from minclip_unlearn.assignments import ASSIGNMENTS, check_orth, check_probe_attack, check_projector, identify
+from minclip_unlearn.assignments import checks
+from minclip_unlearn.assignments.__main__ import main
+from minclip_unlearn.assignments.grade import grade_one
+from minclip_unlearn.assignments.release import make_starter, read_solution, release, starter_source
+from minclip_unlearn.assignments.results import NOT_IMPLEMENTED
+from minclip_unlearn.nullspace import hard_projector, orth as lib_orth
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "assignments"
+BOOK = ROOT / "book" / "assignments"
+
+
+def solution_namespace(assignment_id: str) -> dict:
+    """Run the reference solution's code cells in-process (no kernel), checker calls left out."""
+    ns: dict = {}
+    for i, cell in enumerate(read_solution(assignment_id).cells):
+        if cell.cell_type == "code" and not cell.source.lstrip().startswith("check_"):
+            exec(compile(cell.source, f"<{assignment_id} solution cell {i}>", "exec"), ns)  # noqa: S102
+    return ns
+
+
+@pytest.fixture(scope="module")
+def a1():
+    return solution_namespace("projector")
+
+
+def failed(result) -> dict[str, str]:
+    return {c.name: c.message for c in result.checks if not c.passed}
+
+
+# ------------------------------------------------------------------ assignment 1: orth
+def test_reference_orth_gets_full_marks(a1, capsys):
+    result = check_orth(a1["orth"])
+    assert (result.total, result.max_total) == (3, 3)
+    assert "orth: 3/3 points" in capsys.readouterr().out
+    assert check_orth(lambda A, tol=1e-6, energy=None: lib_orth(A, tol, energy), verbose=False).total == 3
+
+
+def test_orth_mistakes_are_named():
+    qr = failed(check_orth(lambda A, tol=1e-6, energy=None: torch.linalg.qr(A)[0], verbose=False))
+    assert set(qr) == {"span", "energy"}
+    assert "wrong number of columns: 6 for A of rank 3" in qr["span"] and "a QR of A" in qr["span"]
+    normalised = failed(check_orth(lambda A, tol=1e-6, energy=None: A / A.norm(dim=0), verbose=False))
+    assert "orthonormality failed: max |QᵀQ − I| =" in normalised["orthonormal"]
+    no_energy = failed(check_orth(lambda A, tol=1e-6, energy=None: lib_orth(A, tol), verbose=False))
+    assert set(no_energy) == {"energy"} and "expected 2" in no_energy["energy"]
+
+
+# ------------------------------------------------------------------ assignment 1: projector
+def _eye(F):
+    return torch.eye(F.shape[0], dtype=F.dtype)
+
+
+def ignores_retain(F, R, alpha=1.0, rho=0.99):
+    U = lib_orth(F)
+    return _eye(F) - alpha * U @ U.T
+
+
+def not_orthonormal(F, R, alpha=1.0, rho=0.99):
+    Q = lib_orth(R, energy=rho)
+    Ft = F - Q @ (Q.T @ F)
+    return _eye(F) - alpha * Ft @ Ft.T
+
+
+def wrong_sign(F, R, alpha=1.0, rho=0.99):
+    return 2 * _eye(F) - hard_projector(F, R, alpha=alpha, rho=rho)  # I + alpha U U^T
+
+
+def no_energy(F, R, alpha=1.0, rho=0.99):
+    return hard_projector(F, R, alpha=alpha, rho=1.0)
+
+
+def test_reference_projector_gets_full_marks(a1, capsys):
+    result = check_projector(a1["projector"])
+    assert (result.total, result.max_total) == (10, 10)
+    assert all(c.passed for c in result.checks)
+    assert "projector: 10/10 points" in capsys.readouterr().out
+    # the library's own projector, and a numpy answer, pass too
+    assert check_projector(lambda F, R, alpha=1.0, rho=0.99: hard_projector(F, R, alpha, rho), verbose=False).total == 10
+    as_numpy = lambda F, R, alpha=1.0, rho=0.99: hard_projector(F, R, alpha, rho).numpy()  # noqa: E731
+    assert check_projector(as_numpy, verbose=False).total == 10
+
+
+def test_projector_that_ignores_the_retain_set():
+    result = check_projector(ignores_retain, verbose=False)
+    bad = failed(result)
+    assert set(bad) == {"retain", "forget", "agreement"} and result.total == 5
+    assert bad["retain"].startswith("retain preservation failed: max |P Q_R − Q_R| = 0.4 (tolerance 1e-06)")
+    assert "did you project F onto the complement of the retain span before taking its basis?" in bad["retain"]
+    assert "Likely cause: your P equals I − α·orth(F)·orth(F)ᵀ: the retain set is ignored" in bad["retain"]
+
+
+def test_projector_that_forgets_to_orthonormalise():
+    bad = failed(check_projector(not_orthonormal, verbose=False))
+    assert set(bad) == {"idempotence", "forget", "agreement"}
+    assert bad["idempotence"].startswith("idempotence failed: max |P₁² − P₁| =")
+    assert "is U orthonormal?" in bad["idempotence"]
+    assert "U must be an orthonormal basis of F̃" in bad["idempotence"]
+
+
+def test_projector_with_the_wrong_sign_of_alpha():
+    bad = failed(check_projector(wrong_sign, verbose=False))
+    assert set(bad) == {"idempotence", "forget", "agreement"}
+    assert "the sign of α is flipped" in bad["forget"]
+
+
+def test_projector_without_the_energy_cut_and_other_mistakes():
+    bad = failed(check_projector(no_energy, verbose=False))
+    assert set(bad) == {"forget", "agreement"} and "'many_retain'" in bad["forget"]
+    assert "Truncate Q_R = orth(R, energy=rho)" in bad["forget"]
+
+    def alpha_ignored(F, R, alpha=1.0, rho=0.99):
+        return hard_projector(F, R, alpha=1.0, rho=rho)
+
+    bad = failed(check_projector(alpha_ignored, verbose=False))
+    assert set(bad) == {"alpha0", "agreement"}
+    assert "max |P₀ − I| = 0.57" in bad["alpha0"] and "the strength α is ignored" in bad["alpha0"]
+
+    def qr_basis(F, R, alpha=1.0, rho=0.99):
+        Q = lib_orth(R, energy=rho)
+        U, _ = torch.linalg.qr(F - Q @ (Q.T @ F))
+        return _eye(F) - alpha * U @ U.T
+
+    bad = failed(check_projector(qr_basis, verbose=False))
+    assert "'overlap'" in bad["agreement"] and "rank-deficient" in bad["agreement"]
+
+
+def test_projector_that_is_missing_raises_or_has_the_wrong_shape(capsys):
+    result = check_projector(lambda F, R, alpha=1.0, rho=0.99: None)
+    assert result.total == 0 and all(NOT_IMPLEMENTED in c.message for c in result.checks)
+    assert f"projector: 0/10 points — {NOT_IMPLEMENTED}" in capsys.readouterr().out
+    assert check_projector(None, verbose=False).total == 0
+    bad = failed(check_projector(lambda F, R: _eye(F), verbose=False))  # no alpha / rho parameters
+    assert "your function raised TypeError" in bad["shape"]
+    bad = failed(check_projector(lambda F, R, alpha=1.0, rho=0.99: (F @ F.T)[:2], verbose=False))
+    assert "returned shape (2, 16), expected (16, 16)" in bad["shape"]
+    assert set(bad) == set(checks.PROJECTOR_PROPERTY) | {"shape"}
+
+
+def test_result_round_trips_and_reports():
+    result = check_projector(ignores_retain, verbose=False)
+    again = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.points == result.points and again.total == 5 and again.max_total == 10
+    assert result.points["projector.retain"] == 0 and result.points["projector.symmetry"] == 1
+    assert "[FAIL] retain preservation" in result.report() and repr(result) == "<Result projector: 5/10 points>"
+    assert result.feedback().startswith("projector.retain: retain preservation failed")
+
+
+# ------------------------------------------------------------------ assignment 2: the probe checker's logic
+REFERENCE = {
+    "zero_shot_forget_before": 0.90, "zero_shot_forget_after": 0.05, "zero_shot_retain_after": 0.88,
+    "zero_shot_retain_before": 0.89, "probe_forget_before": 0.95, "probe_forget_after": 0.85,
+    "probe_retain_after": 0.92, "probe_raw_features": 0.97, "zero_shot_all_after": 0.76, "chance": 1 / 7,
+}
+
+
+@pytest.fixture
+def fixed_reference(monkeypatch):
+    monkeypatch.setattr(checks, "probe_reference", lambda cls, n=checks.PROBE_N_PER_CELL: dict(REFERENCE))
+
+
+def good_report(**change):
+    keys = ["zero_shot_forget_before", "zero_shot_forget_after", "zero_shot_retain_after",
+            "probe_forget_before", "probe_forget_after"]
+    report = {"forgotten_class": "star", **{k: REFERENCE[k] for k in keys}, "still_decodable": True,
+              "explanation": "The edit removes the text alignment, not the information."}
+    return report | change
+
+
+def test_probe_checker_accepts_right_numbers(fixed_reference):
+    result = check_probe_attack(good_report(probe_forget_after=0.80), verbose=False)
+    assert (result.total, result.max_total) == (10, 10)
+    assert result.notes["explanation"].startswith("The edit removes")
+
+
+def test_probe_checker_names_the_mistakes(fixed_reference):
+    bad = failed(check_probe_attack(good_report(probe_forget_after=0.05, still_decodable=False), verbose=False))
+    assert set(bad) == {"probe_after", "conclusion"}
+    assert "probe_forget_after = 0.050, the checker measures 0.850" in bad["probe_after"]
+    assert "that is the zero-shot accuracy" in bad["probe_after"]
+    assert "not necessarily the information itself" in bad["conclusion"]
+    bad = failed(check_probe_attack(good_report(zero_shot_forget_after=0.90), verbose=False))
+    assert set(bad) == {"zs_after"} and "evaluate the edited model that unlearn() returned" in bad["zs_after"]
+    bad = failed(check_probe_attack(good_report(probe_forget_after=0.97), verbose=False))
+    assert "probe on the pre-projection features" in bad["probe_after"]
+    bad = failed(check_probe_attack(good_report(zero_shot_retain_after=88.0), verbose=False))
+    assert "not an accuracy in [0, 1]" in bad["zs_retain"]
+
+
+def test_probe_checker_unfinished_or_invalid_reports(fixed_reference):
+    starter = good_report(probe_forget_after=None, still_decodable=None, explanation="")
+    bad = failed(check_probe_attack(starter, verbose=False))
+    assert bad["probe_after"] == f"{NOT_IMPLEMENTED}: report['probe_forget_after'] is None"
+    assert bad["conclusion"].startswith(NOT_IMPLEMENTED)
+    assert check_probe_attack(None, verbose=False).total == 0
+    result = check_probe_attack(good_report(forgotten_class="dog"), verbose=False)
+    assert result.total == 0 and "not a ToyWorld class" in result.checks[0].message
+
+
+# ------------------------------------------------------------------ release and the book's starters
+def test_starter_source_markers():
+    src = "def f(x):\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n    # STARTER: # TODO\n    # STARTER: return None"
+    assert starter_source(src) == "def f(x):\n    # TODO\n    return None"
+    for broken in ("# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION", "# BEGIN SOLUTION\n# BEGIN SOLUTION"):
+        with pytest.raises(ValueError, match="SOLUTION"):
+            starter_source(broken)
+
+
+def test_release_writes_clean_starters_and_a_readme(tmp_path):
+    assert main(["release", str(tmp_path), "--solutions"]) == 0
+    for a in ASSIGNMENTS.values():
+        starter = nbformat.read(tmp_path / a.filename, as_version=4)
+        nbformat.validate(starter)
+        text = (tmp_path / a.filename).read_text()
+        assert "BEGIN SOLUTION" not in text and "STARTER:" not in text
+        assert starter.metadata["minclip_assignment"]["id"] == a.id
+        assert identify(starter.metadata, "whatever.ipynb") is a
+        code = [c for c in starter.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code)
+        assert "TODO" in text and "return None" in text
+        assert (tmp_path / "solutions" / a.filename).is_file()
+    assert "U = orth(F_tilde)" not in (tmp_path / "a1_projector.ipynb").read_text()
+    assert "LogisticRegression(max_iter=2000, random_state=0)" not in (tmp_path / "a2_probe_attack.ipynb").read_text()
+    readme = (tmp_path / "README.md").read_text()
+    assert all(a.filename in readme for a in ASSIGNMENTS.values())
+
+
+def test_book_starters_are_the_released_ones(tmp_path):
+    release(tmp_path, with_readme=False)
+    for a in ASSIGNMENTS.values():
+        assert (BOOK / a.filename).read_text() == (tmp_path / a.filename).read_text(), (
+            f"book/assignments/{a.filename} is out of date: python -m minclip_unlearn.assignments release "
+            "book/assignments --no-readme")
+
+
+def test_identify_by_metadata_then_file_name():
+    assert identify({"minclip_assignment": {"id": "probe_attack"}}, "a1_projector.ipynb").id == "probe_attack"
+    assert identify({}, "smith_projector.ipynb").id == "projector"
+    assert identify({}, "jones-A2.ipynb").id == "probe_attack"
+    assert identify({}, "homework.ipynb") is None
+
+
+def test_make_starter_drops_solution_cells():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("sample answer", metadata={"tags": ["solution"]}),
+                                         nbformat.v4.new_code_cell("x = 1")])
+    assert [c.source for c in make_starter(nb).cells] == ["x = 1"]
+
+
+# ------------------------------------------------------------------ the grader (each notebook: a kernel, seconds)
+@pytest.fixture(scope="module")
+def grades(tmp_path_factory, toy_clip):
+    """Grade both reference solutions and the fixtures (the endless loop apart) through the CLI, once."""
+    out = tmp_path_factory.mktemp("grades") / "grades.csv"
+    subs = [str(a.solution_path()) for a in ASSIGNMENTS.values()]
+    subs += [str(FIXTURES / n) for n in ("a1_ignores_retain.ipynb", "a2_reports_zero_shot.ipynb",
+                                         "projector_raises.ipynb", "not_a_notebook.ipynb")]
+    assert main(["grade", *subs, "--out", str(out), "--timeout", "240", "--quiet"]) == 0
+    with open(out, newline="", encoding="utf-8") as f:
+        return {Path(r["submission"]).name + ("@solution" if "solutions" in r["submission"] else ""): r
+                for r in csv.DictReader(f)}
+
+
+@pytest.mark.timeout(900)
+def test_grader_gives_full_marks_to_the_solutions(grades):
+    for a in ASSIGNMENTS.values():
+        row = grades[f"{a.filename}@solution"]
+        assert (row["status"], row["reason"], row["feedback"]) == ("graded", "", "")
+        assert float(row["points"]) == float(row["max_points"]) == a.max_points
+    assert grades["a2_probe_attack.ipynb@solution"]["answer"]  # the written explanation travels to the CSV
+
+
+@pytest.mark.timeout(900)
+def test_grader_gives_partial_marks_with_feedback(grades):
+    row = grades["a1_ignores_retain.ipynb"]
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "8", "13")
+    assert row["projector.retain"] == "0" and row["projector.symmetry"] == "1" and row["orth.span"] == "1"
+    assert "did you project F onto the complement of the retain span" in row["feedback"]
+    row = grades["a2_reports_zero_shot.ipynb"]
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "5", "10")
+    assert row["probe_attack.probe_after"] == "0" and row["probe_attack.conclusion"] == "0"
+    assert "that is the zero-shot accuracy" in row["feedback"]
+
+
+@pytest.mark.timeout(900)
+def test_grader_zero_with_a_reason_for_errors_and_non_notebooks(grades):
+    row = grades["projector_raises.ipynb"]  # no metadata: identified by its file name
+    assert (row["assignment"], row["status"], row["points"], row["max_points"]) == ("projector", "error", "0", "13")
+    assert row["reason"] == "code cell 7 raised NameError: name 'F' is not defined"
+    row = grades["not_a_notebook.ipynb"]
+    assert (row["status"], row["points"]) == ("not a notebook", "0")
+    assert "cannot read not_a_notebook.ipynb as a Jupyter notebook" in row["reason"]
+
+
+@pytest.mark.timeout(300)
+def test_grader_stops_an_endless_loop_and_can_grade_past_errors():
+    row = grade_one(FIXTURES / "a1_loops.ipynb", timeout=8)
+    assert (row.status, row.points, row.max_points) == ("timeout", 0, 13)
+    assert "time limit of 8 s" in row.reason and row.seconds < 60
+    row = grade_one(FIXTURES / "projector_raises.ipynb", timeout=120, allow_errors=True)
+    assert (row.status, row.points) == ("graded", 13) and "code cell 7 raised" in row.reason
+
+
+def test_grade_cli_usage_errors(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "missing.ipynb")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path)]) == 2  # an empty folder
+    assert main(["list"]) == 0 and "a1_projector.ipynb" in capsys.readouterr().out
+
+
+def test_real_numbers_solution_report_passes(toy_clip):
+    """The A2 solution's report, computed in-process on the cached toy CLIP, gets full marks."""
+    ns = solution_namespace("probe_attack")
+    result = check_probe_attack(ns["report"], verbose=False)
+    assert result.total == result.max_total == 10, result.report()
+    assert 0 <= ns["report"]["zero_shot_forget_after"] < ns["report"]["zero_shot_forget_before"]
+    assert np.isfinite(ns["report"]["probe_forget_after"])
