@@ -43,6 +43,7 @@ class FeatureSet:
 # Splits: PACS train / crossval (its official lists; every image is in exactly one), DomainNet train / test.
 FEATURES_ENV = "MINCLIP_FEATURES"
 META_FILE, FEATURES_FILE = "meta.json", "features.pt"
+_TITLES = {"pacs": "PACS", "domainnet": "DomainNet"}
 
 
 class CacheMismatch(ValueError):
@@ -101,9 +102,10 @@ def load_features(path: str | os.PathLike, model: str | None = None, pretrained=
     out = {}
     for name in ["all", *dict.fromkeys(blob["splits"])]:
         part = full if name == "all" else full.subset(torch.from_numpy(splits == name))
-        label = f"{meta['dataset']} {name}, {meta['model']} ({meta['pretrained']})"
-        part.meta = {**info, "split": name, "cache": str(path), "name": label,
-                     "data": f"{meta['dataset']} {name} ({len(part)} images)", "model": meta["model"]}
+        which = "all splits" if name == "all" else f"{name} split"
+        data = f"{_TITLES.get(meta['dataset'], meta['dataset'])} {which} ({len(part)} images)"
+        part.meta = {**info, "split": name, "cache": str(path), "data": data, "model": meta["model"],
+                     "name": f"{data}, {meta['model']} ({meta.get('pretrained_tag')})"}
         out[name] = part
     return out
 
