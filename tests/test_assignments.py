@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from minclip_unlearn.assignments import ASSIGNMENTS, check_orth, check_probe_attack, check_projector, identify
+from minclip_unlearn.assignments import (ASSIGNMENTS, check_off_target, check_orth, check_probe_attack, check_projector,
+                                         identify)
 from minclip_unlearn.assignments import checks
 from minclip_unlearn.assignments.__main__ import main
 from minclip_unlearn.assignments.grade import grade_one
@@ -212,6 +213,54 @@ def test_probe_checker_unfinished_or_invalid_reports(fixed_reference):
     assert result.total == 0 and "not a ToyWorld class" in result.checks[0].message
 
 
+# ------------------------------------------------------------------ assignment 3: the off-target checker's logic
+OFF_TARGET = {
+    "before": {"forget": 0.90, "same_class_other_domains": 0.92, "other_classes": 0.85},
+    "protected": {"forget": 0.30, "same_class_other_domains": 0.80, "other_classes": 0.84},
+    "unprotected": {"forget": 0.05, "same_class_other_domains": 0.20, "other_classes": 0.80},
+    "retain": {"protected": 0.83, "unprotected": 0.70},
+}
+
+
+@pytest.fixture
+def fixed_off_target(monkeypatch):
+    monkeypatch.setattr(checks, "off_target_reference", lambda c, d, n=checks.PROBE_N_PER_CELL: OFF_TARGET)
+
+
+def off_target_report(**change):
+    report = {"forgotten_class": "star", "forgotten_domain": "sketch",
+              **{k: dict(OFF_TARGET[k]) for k in ("before", "protected", "unprotected")},
+              "largest_off_target": "same_class_other_domains", "protection_helps": True, "explanation": "..."}
+    return report | change
+
+
+def test_off_target_checker_accepts_right_numbers_and_names_mistakes(fixed_off_target):
+    assert check_off_target(off_target_report(), verbose=False).total == 10
+    retain_mixed = off_target_report(protected={"forget": 0.30, "same_class_other_domains": 0.83, "other_classes": 0.84})
+    bad = failed(check_off_target(retain_mixed, verbose=False))
+    assert set(bad) == {"protected_same"} and "accuracy over every retained image" in bad["protected_same"]
+    swapped = off_target_report(protected=dict(OFF_TARGET["unprotected"]))
+    bad = failed(check_off_target(swapped, verbose=False))
+    assert set(bad) == {"protected_forget", "protected_same", "protected_other"}
+    assert "the unprotected edit's number" in bad["protected_same"]
+    bad = failed(check_off_target(off_target_report(largest_off_target="other_classes", protection_helps=False),
+                                  verbose=False))
+    assert set(bad) == {"largest", "helps"}
+    assert "the same class in the other domains drop by +0.120" in bad["largest"]
+    assert "drops by +0.720 without retain protection and by +0.120 with it" in bad["helps"]
+
+
+def test_off_target_checker_unfinished_or_invalid_reports(fixed_off_target):
+    starter = off_target_report(before=None, protected=None, unprotected=None, largest_off_target=None,
+                                protection_helps=None)
+    result = check_off_target(starter, verbose=False)
+    assert result.total == 0 and all(c.message.startswith(NOT_IMPLEMENTED) for c in result.checks)
+    bad = failed(check_off_target(off_target_report(forgotten_domain="quickdraw"), verbose=False))
+    assert len(bad) == 7 and "ToyWorld class" in bad["before"]
+    bad = failed(check_off_target(off_target_report(largest_off_target="forget"), verbose=False))
+    assert "answer one of 'same_class_other_domains', 'other_classes'" in bad["largest"]
+
+
 # ------------------------------------------------------------------ release and the book's starters
 def test_starter_source_markers():
     src = "def f(x):\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n    # STARTER: # TODO\n    # STARTER: return None"
@@ -264,7 +313,7 @@ def test_make_starter_drops_solution_cells():
 # ------------------------------------------------------------------ the grader (each notebook: a kernel, seconds)
 @pytest.fixture(scope="module")
 def grades(tmp_path_factory, toy_clip):
-    """Grade both reference solutions and the fixtures (the endless loop apart) through the CLI, once."""
+    """Grade the reference solutions and the fixtures (the endless loop apart) through the CLI, once."""
     out = tmp_path_factory.mktemp("grades") / "grades.csv"
     subs = [str(a.solution_path()) for a in ASSIGNMENTS.values()]
     subs += [str(FIXTURES / n) for n in ("a1_ignores_retain.ipynb", "a2_reports_zero_shot.ipynb",

@@ -10,9 +10,9 @@ On the command line (see ``python -m minclip_unlearn.assignments --help``)::
     python -m minclip_unlearn.assignments release handout/
     python -m minclip_unlearn.assignments grade submissions/ --out grades.csv
 """
-from .checks import PROBE_N_PER_CELL, check_orth, check_probe_attack, check_projector
+from .checks import PROBE_N_PER_CELL, check_off_target, check_orth, check_probe_attack, check_projector
 from .registry import ASSIGNMENTS, Assignment, identify
 from .results import Check, Result
 
-__all__ = ["check_orth", "check_projector", "check_probe_attack", "PROBE_N_PER_CELL", "Check", "Result",
+__all__ = ["check_orth", "check_projector", "check_probe_attack", "check_off_target", "PROBE_N_PER_CELL", "Check", "Result",
            "ASSIGNMENTS", "Assignment", "identify"]

@@ -8,6 +8,7 @@ wrong shape becomes a failed check with a message.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -21,6 +22,21 @@ from .results import NOT_IMPLEMENTED, Check, Result
 
 TOL = 1e-6
 Tensor = torch.Tensor
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch and BLAS on one thread: the toy CLIP and the probes are tiny, and on a busy CPU one thread is
+    many times faster than several fighting for the cores."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency: BLAS threads too
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _as_matrix(out) -> Tensor:
@@ -337,8 +353,14 @@ PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iteration
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
 
 
-@functools.lru_cache(maxsize=4)
 def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
+    """The checker's own run of assignment 2 (see _probe_reference), on one torch thread."""
+    with one_thread():
+        return _probe_reference(forgotten_class, n_per_cell)
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
     """The checker's own run of the experiment: ToyWorld lab, text-mode global forgetting of one class,
     zero-shot scores and a logistic-regression recovery probe, before and after; plus the usual wrong numbers."""
     from sklearn.linear_model import LogisticRegression
@@ -472,6 +494,143 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
                      "text, not necessarily the information itself" if truth else
                      f"still_decodable = {bool(said)}, but the probe recovers the class on only "
                      f"{ref['probe_forget_after']:.0%} of its test images (threshold {DECODABLE_THRESHOLD:.0%})")
+    return _finish(result, verbose)
+
+
+# ====================================================================== assignment 3: domain-specific forgetting
+GROUPS = {
+    "forget": "the forgotten cell(s)",
+    "same_class_other_domains": "the same class in the other domains",
+    "other_classes": "the other classes",
+}
+OFF_TARGET_CHOICES = ("same_class_other_domains", "other_classes")
+OFF_TARGET_MARGIN = 0.03  # drops closer than this: either answer is accepted
+
+
+def off_target_reference(forgotten_class: str, forgotten_domain: str,
+                         n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, dict[str, float]]:
+    """The checker's own run of assignment 3 (see _off_target_reference), on one torch thread."""
+    with one_thread():
+        return _off_target_reference(forgotten_class, forgotten_domain, n_per_cell)
+
+
+@functools.lru_cache(maxsize=8)
+def _off_target_reference(forgotten_class: str, forgotten_domain: str,
+                          n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, dict[str, float]]:
+    """The checker's run of assignment 3: ToyWorld, forget one class in one domain (text mode), with retain
+    protection (unlearn) and without (P = I − U Uᵀ, U = orth(F)); zero-shot accuracy of each group of cells."""
+    from ..edit import apply_projector, directions, unlearn
+    from ..lab import open_lab
+    from ..nullspace import hard_projector as hp
+    from ..paradigms import forget_classes_in_domains
+
+    lab = open_lab("toyworld", n_per_cell=n_per_cell)
+    mask = forget_classes_in_domains(lab.grid, forgotten_class, forgotten_domain)
+    protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, mode="text")
+    F, _ = directions(lab.text_dirs, mask)
+    unprotected = apply_projector(lab.model, hp(F, None))
+    out = {name: {k: lab.scores(m, mask)[k] for k in GROUPS}
+           for name, m in (("before", lab.model), ("protected", protected), ("unprotected", unprotected))}
+    # the usual wrong number: accuracy over every retained image instead of one group
+    out["retain"] = {name: lab.scores(m, mask)["retain"] for name, m in (("protected", protected), ("unprotected", unprotected))}
+    return out
+
+
+def check_off_target(report: dict | None, verbose: bool = True) -> Result:
+    """Check the numbers and conclusions of the domain-specific forgetting assignment against the checker's run.
+
+    report: {"forgotten_class", "forgotten_domain", "before", "protected", "unprotected": {group: accuracy} with
+    groups "forget", "same_class_other_domains", "other_classes"; "largest_off_target": one of those two
+    names; "protection_helps": bool; "explanation": str (read by the instructor)}.
+    Prints a report; returns a Result (10 points).
+    """
+    checks = {
+        "before": Check("before", "accuracy of the three groups before the edit", 1),
+        "protected_forget": Check("protected_forget", "protected edit: accuracy on the forgotten cell", 1),
+        "protected_same": Check("protected_same", "protected edit: the same class in the other domains", 1),
+        "protected_other": Check("protected_other", "protected edit: the other classes", 1),
+        "unprotected": Check("unprotected", "unprotected edit (no retain set): the three groups", 2),
+        "largest": Check("largest", "conclusion: which retained group loses more with the protected edit", 2),
+        "helps": Check("helps", "conclusion: does retain protection shield the same class in other domains?", 2),
+    }
+    result = Result("off_target", "off_target", list(checks.values()))
+    if not isinstance(report, dict):
+        return _finish_missing(result, "report", verbose)
+    from ..paradigms import TOYWORLD_CLASSES, TOYWORLD_DOMAINS
+
+    cls, dom = report.get("forgotten_class"), report.get("forgotten_domain")
+    if cls not in TOYWORLD_CLASSES or dom not in TOYWORLD_DOMAINS:
+        for c in checks.values():
+            c.message = (f"report['forgotten_class'] = {cls!r} and report['forgotten_domain'] = {dom!r} must be a "
+                         f"ToyWorld class ({', '.join(TOYWORLD_CLASSES)}) and domain ({', '.join(TOYWORLD_DOMAINS)})")
+        return _finish(result, verbose)
+    ref = off_target_reference(cls, dom)
+    result.notes = {"forgotten": f"{cls} in {dom}", "explanation": str(report.get("explanation") or "").strip(),
+                    "reference": {k: {g: round(v, 4) for g, v in d.items()} for k, d in ref.items()}}
+
+    def compare(name: str, edit: str, groups: tuple[str, ...]) -> None:
+        check, got = checks[name], report.get(edit)
+        if got is None:
+            check.message = f"{NOT_IMPLEMENTED}: report[{edit!r}] is None"
+            return
+        if not isinstance(got, dict):
+            check.message = f"report[{edit!r}] must be a dict {{group: accuracy}}, got a {type(got).__name__}"
+            return
+        for g in groups:
+            v, want = _number(got.get(g)), ref[edit][g]
+            if v is None:
+                raw = got.get(g)
+                check.message = (f"{NOT_IMPLEMENTED}: report[{edit!r}][{g!r}] is None" if raw is None else
+                                 f"report[{edit!r}][{g!r}] = {raw!r} is not a number")
+                return
+            if abs(v - want) > ZERO_SHOT_TOL:
+                check.message = (f"report[{edit!r}][{g!r}] = {v:.3f}, the checker measures {want:.3f} (tolerance "
+                                 f"{ZERO_SHOT_TOL:g}) — zero-shot accuracy over {GROUPS[g]}")
+                if edit in ref["retain"] and abs(v - ref["retain"][edit]) <= 0.005:
+                    check.message += ("\nLikely cause: that is the accuracy over every retained image; split the "
+                                      "retained cells into the same class in other domains and the other classes")
+                elif edit != "before" and abs(v - ref["before"][g]) <= 0.005 and abs(ref["before"][g] - want) > ZERO_SHOT_TOL:
+                    check.message += "\nLikely cause: that is the original model's accuracy: evaluate the edited model"
+                elif edit == "protected" and abs(v - ref["unprotected"][g]) <= 0.005:
+                    check.message += ("\nLikely cause: that is the unprotected edit's number: the protected edit is "
+                                      "unlearn(...), which keeps the retained cells' directions")
+                return
+        check.passed = True
+
+    compare("before", "before", tuple(GROUPS))
+    compare("protected_forget", "protected", ("forget",))
+    compare("protected_same", "protected", ("same_class_other_domains",))
+    compare("protected_other", "protected", ("other_classes",))
+    compare("unprotected", "unprotected", tuple(GROUPS))
+
+    drop = {e: {g: ref["before"][g] - ref[e][g] for g in GROUPS} for e in ("protected", "unprotected")}
+    # which retained group loses more under the protected edit
+    c, said = checks["largest"], report.get("largest_off_target")
+    truth = max(OFF_TARGET_CHOICES, key=lambda g: drop["protected"][g])
+    close = abs(drop["protected"][OFF_TARGET_CHOICES[0]] - drop["protected"][OFF_TARGET_CHOICES[1]]) < OFF_TARGET_MARGIN
+    if said is None:
+        c.message = f"{NOT_IMPLEMENTED}: report['largest_off_target'] is None"
+    elif said not in OFF_TARGET_CHOICES:
+        c.message = f"report['largest_off_target'] = {said!r}: answer one of {', '.join(map(repr, OFF_TARGET_CHOICES))}"
+    elif said == truth or close:
+        c.passed = True
+    else:
+        c.message = (f"largest_off_target = {said!r}, but with the protected edit {GROUPS[truth]} drop by "
+                     f"{drop['protected'][truth]:+.3f} and {GROUPS[said]} by {drop['protected'][said]:+.3f} (drops "
+                     f"before − after)")
+    # does protection shield the same class in the other domains?
+    c, said = checks["helps"], report.get("protection_helps")
+    gain = drop["unprotected"]["same_class_other_domains"] - drop["protected"]["same_class_other_domains"]
+    if said is None:
+        c.message = f"{NOT_IMPLEMENTED}: report['protection_helps'] is None (answer True or False)"
+    elif not isinstance(said, (bool, np.bool_)):
+        c.message = f"report['protection_helps'] = {said!r}: answer True or False"
+    elif bool(said) == (gain > 0) or abs(gain) < OFF_TARGET_MARGIN:
+        c.passed = True
+    else:
+        c.message = (f"protection_helps = {bool(said)}, but the same class in the other domains drops by "
+                     f"{drop['unprotected']['same_class_other_domains']:+.3f} without retain protection and by "
+                     f"{drop['protected']['same_class_other_domains']:+.3f} with it")
     return _finish(result, verbose)
 
 

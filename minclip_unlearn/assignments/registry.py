@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from .checks import check_orth, check_probe_attack, check_projector
+from .checks import check_off_target, check_orth, check_probe_attack, check_projector
 from .results import Result
 
 METADATA_KEY = "minclip_assignment"  # notebook metadata: {"id": ..., "title": ..., "version": ...}
@@ -82,6 +82,19 @@ ASSIGNMENTS: dict[str, Assignment] = {
                 "information), and say which one the edit achieves",
             ),
             aliases=("probe", "attack", "a2"),
+        ),
+        Assignment(
+            id="off_target",
+            title="Assignment 3: domain-specific forgetting and its off-target effect",
+            filename="a3_off_target.ipynb",
+            minutes=45,
+            parts=(Part("off_target", "report", check_off_target),),
+            goals=(
+                "state a domain-specific request as a forget mask and run it with minclip_unlearn.unlearn",
+                "measure the off-target effect: the forgotten cell, the same class in other domains, other classes",
+                "show what retain protection buys by comparing with an edit that ignores the retain set",
+            ),
+            aliases=("off", "target", "domain", "a3"),
         ),
     ]
 }
