@@ -432,6 +432,8 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
         for c in checks.values():
             c.message = f"report['n_per_cell'] = {n!r}: use an int between 5 and 100 (the starter uses {PROBE_N_PER_CELL})"
         return _finish(result, verbose)
+    if all(report.get(k) is None for k in [*PROBE_KEYS, "still_decodable"]):
+        return _finish_missing(result, "every number of the report", verbose)  # nothing to compare yet
     ref = probe_reference(cls, n)
     vals = {k: _number(report.get(k)) for k in PROBE_KEYS}
     result.notes = {"forgotten_class": cls, "explanation": str(report.get("explanation") or "").strip(),
@@ -564,6 +566,8 @@ def check_off_target(report: dict | None, verbose: bool = True) -> Result:
             c.message = (f"report['forgotten_class'] = {cls!r} and report['forgotten_domain'] = {dom!r} must be a "
                          f"ToyWorld class ({', '.join(TOYWORLD_CLASSES)}) and domain ({', '.join(TOYWORLD_DOMAINS)})")
         return _finish(result, verbose)
+    if all(report.get(k) is None for k in ["before", "protected", "unprotected", "largest_off_target", "protection_helps"]):
+        return _finish_missing(result, "every entry of the report", verbose)  # nothing to compare yet
     ref = off_target_reference(cls, dom)
     result.notes = {"forgotten": f"{cls} in {dom}", "explanation": str(report.get("explanation") or "").strip(),
                     "reference": {k: {g: round(v, 4) for g, v in d.items()} for k, d in ref.items()}}
@@ -637,7 +641,7 @@ def check_off_target(report: dict | None, verbose: bool = True) -> Result:
 # ====================================================================== shared
 def _finish_missing(result: Result, what: str, verbose: bool) -> Result:
     for c in result.checks:
-        c.passed, c.message = False, f"{NOT_IMPLEMENTED} ({what} is missing or returns None)"
+        c.passed, c.message = False, f"{NOT_IMPLEMENTED} ({what} is missing or None)"
     return _finish(result, verbose)
 
 
