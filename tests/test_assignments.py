@@ -316,7 +316,7 @@ def grades(tmp_path_factory, toy_clip):
     """Grade the reference solutions and the fixtures (the endless loop apart) through the CLI, once."""
     out = tmp_path_factory.mktemp("grades") / "grades.csv"
     subs = [str(a.solution_path()) for a in ASSIGNMENTS.values()]
-    subs += [str(FIXTURES / n) for n in ("a1_ignores_retain.ipynb", "a2_reports_zero_shot.ipynb",
+    subs += [str(FIXTURES / n) for n in ("a1_ignores_retain.ipynb", "a2_probe_percentages.ipynb",
                                          "projector_raises.ipynb", "not_a_notebook.ipynb")]
     assert main(["grade", *subs, "--out", str(out), "--timeout", "240", "--quiet"]) == 0
     with open(out, newline="", encoding="utf-8") as f:
@@ -339,10 +339,10 @@ def test_grader_gives_partial_marks_with_feedback(grades):
     assert (row["status"], row["points"], row["max_points"]) == ("graded", "8", "13")
     assert row["projector.retain"] == "0" and row["projector.symmetry"] == "1" and row["orth.span"] == "1"
     assert "did you project F onto the complement of the retain span" in row["feedback"]
-    row = grades["a2_reports_zero_shot.ipynb"]
-    assert (row["status"], row["points"], row["max_points"]) == ("graded", "5", "10")
-    assert row["probe_attack.probe_after"] == "0" and row["probe_attack.conclusion"] == "0"
-    assert "that is the zero-shot accuracy" in row["feedback"]
+    row = grades["a2_probe_percentages.ipynb"]
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "6", "10")
+    assert row["probe_attack.probe_after"] == "0" and row["probe_attack.zs_after"] == "2"
+    assert "is not an accuracy in [0, 1] (report fractions, not percentages)" in row["feedback"]
 
 
 @pytest.mark.timeout(900)

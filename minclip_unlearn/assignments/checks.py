@@ -353,6 +353,13 @@ PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iteration
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
 
 
+def _prototypes(lab) -> Tensor:
+    """The lab's visual prototypes with the default settings: the on-disk cache the notebook filled (quietly)."""
+    from ..prototypes import SynthesisConfig, grid_prototypes
+
+    return grid_prototypes(lab.model, lab.text_dirs, lab.grid, SynthesisConfig(), progress=False)
+
+
 def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
     """The checker's own run of assignment 2 (see _probe_reference), on one torch thread."""
     with one_thread():
@@ -361,7 +368,7 @@ def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) ->
 
 @functools.lru_cache(maxsize=4)
 def _probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
-    """The checker's own run of the experiment: ToyWorld lab, text-mode global forgetting of one class,
+    """The checker's own run of the experiment: ToyWorld lab, multimodal global forgetting of one class,
     zero-shot scores and a logistic-regression recovery probe, before and after; plus the usual wrong numbers."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -374,7 +381,7 @@ def _probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -
 
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
     mask = forget_classes(lab.grid, forgotten_class)
-    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, mode="text")
+    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, _prototypes(lab))
     before, after = lab.scores(lab.model, mask), lab.scores(edited, mask)
     pb, pa = recovery_probe(lab.model, lab.train, lab.test, mask), recovery_probe(edited, lab.train, lab.test, mask)
     forgotten = mask[lab.test.labels, lab.test.domains]
@@ -519,7 +526,7 @@ def off_target_reference(forgotten_class: str, forgotten_domain: str,
 @functools.lru_cache(maxsize=8)
 def _off_target_reference(forgotten_class: str, forgotten_domain: str,
                           n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, dict[str, float]]:
-    """The checker's run of assignment 3: ToyWorld, forget one class in one domain (text mode), with retain
+    """The checker's run of assignment 3: ToyWorld, forget one class in one domain (multimodal), with retain
     protection (unlearn) and without (P = I − U Uᵀ, U = orth(F)); zero-shot accuracy of each group of cells."""
     from ..edit import apply_projector, directions, unlearn
     from ..lab import open_lab
@@ -528,8 +535,9 @@ def _off_target_reference(forgotten_class: str, forgotten_domain: str,
 
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
     mask = forget_classes_in_domains(lab.grid, forgotten_class, forgotten_domain)
-    protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, mode="text")
-    F, _ = directions(lab.text_dirs, mask)
+    protos = _prototypes(lab)
+    protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos)
+    F, _ = directions(lab.text_dirs, mask, protos)
     unprotected = apply_projector(lab.model, hp(F, None))
     out = {name: {k: lab.scores(m, mask)[k] for k in GROUPS}
            for name, m in (("before", lab.model), ("protected", protected), ("unprotected", unprotected))}
