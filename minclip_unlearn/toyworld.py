@@ -24,8 +24,9 @@ from .prompts import DOMAIN_WORDS, class_prompts, domain_prompts
 IMAGE_SIZE = 32  # pixels; shapes are drawn at 2x and downsampled (anti-aliasing)
 _SS = 2
 TOY_CLIP_NAME = "toy-vit"  # open_clip config name, registered below: open_clip.create_model(TOY_CLIP_NAME)
-RECIPE = "v1"  # bump when the world or the training recipe changes: the cached checkpoint is keyed by it
-TRAIN_DEFAULTS = {"steps": 800, "batch_size": 192, "pool_per_cell": 400, "lr": 1e-3}
+RECIPE = "v2"  # bump when the world or the training recipe changes: the cached checkpoint is keyed by it
+TRAIN_DEFAULTS = {"steps": 3000, "batch_size": 32, "pool_per_cell": 500, "lr": 1e-3}
+_TILT = np.pi / 6  # shapes stand roughly upright, like PACS objects: rotation within +-30 degrees
 _SPLITS = {"train": 0, "test": 1}  # first word of every image's seed, so the splits never share a seed
 _PALETTE = np.array([[0.80, 0.60, 0.25], [0.60, 0.30, 0.15], [0.40, 0.30, 0.20], [0.45, 0.50, 0.25],
                      [0.15, 0.25, 0.45], [0.65, 0.15, 0.15], [0.90, 0.85, 0.70], [0.30, 0.45, 0.40]])  # earthy oils
@@ -57,10 +58,10 @@ _OUTLINES = {c: _unit_outline(c) for c in CLASSES}
 def _place(cls: str, rng: np.random.Generator) -> np.ndarray:
     """-> (P, 2) outline in 2x pixel coordinates, at a random scale, rotation and position."""
     s = IMAGE_SIZE * _SS
-    r, a = rng.uniform(0.28, 0.44) * s, rng.uniform(0, 2 * np.pi)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    lo, hi = r + _SS, s - r - _SS
-    return _OUTLINES[cls] @ rot.T * r + rng.uniform(lo, max(lo, hi), size=2)
+    r, a = rng.uniform(0.28, 0.44) * s, rng.uniform(-_TILT, _TILT)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * [rng.choice([-1, 1]), 1]  # tilt, maybe mirror
+    room = max(0.0, s / 2 - r - _SS) * 0.6  # the centre moves at most 60% of the way to the edge
+    return _OUTLINES[cls] @ rot.T * r + s / 2 + rng.uniform(-room, room, size=2)
 
 
 def _down(im: Image.Image) -> np.ndarray:
@@ -87,32 +88,32 @@ def _photo(outline: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     d = rng.normal(size=2)
     ramp = (xx * d[0] + yy * d[1])[..., None]
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
-    bg = _hsv(rng.random(), rng.uniform(0.1, 0.4), rng.uniform(0.4, 0.8)) * (1 - ramp)
-    bg = bg + _hsv(rng.random(), rng.uniform(0.1, 0.4), rng.uniform(0.5, 0.9)) * ramp
+    bg = _hsv(rng.random(), rng.uniform(0.05, 0.3), rng.uniform(0.2, 0.45)) * (1 - ramp)  # a darker scene behind a
+    bg = bg + _hsv(rng.random(), rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.55)) * ramp  # brightly lit object
     cloud = np.asarray(Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).resize((IMAGE_SIZE,) * 2, Image.BICUBIC))
     bg = bg * (0.8 + 0.4 * cloud[..., None] / 255) + rng.normal(0, 0.03, (IMAGE_SIZE, IMAGE_SIZE, 1))
     bg = bg * (1 - 0.55 * _mask(outline + rng.uniform(1.5, 4.0, size=2) * _SS, blur=2.5 * _SS))  # shadow
     light = rng.normal(size=2) / 0.7
     cx, cy = outline.mean(0) / (_SS * IMAGE_SIZE)
-    shade = np.clip(0.75 + 1.5 * ((xx - cx) * light[0] + (yy - cy) * light[1]), 0.35, 1.25)[..., None]
+    shade = np.clip(0.9 + 1.0 * ((xx - cx) * light[0] + (yy - cy) * light[1]), 0.7, 1.15)[..., None]
     m = _mask(outline)
-    return bg * (1 - m) + _hsv(rng.random(), rng.uniform(0.5, 0.9), rng.uniform(0.6, 0.9)) * shade * m
+    return bg * (1 - m) + _hsv(rng.random(), rng.uniform(0.5, 0.9), rng.uniform(0.85, 1.0)) * shade * m
 
 
 def _art_painting(outline: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Painterly palette, blurred edges, short brush strokes over everything -> (H, W, 3)."""
     lum = _PALETTE @ np.array([0.3, 0.59, 0.11])
     i = rng.integers(len(_PALETTE))
-    j = rng.choice(np.flatnonzero(np.abs(lum - lum[i]) > 0.25))  # enough contrast to see the shape
+    j = rng.choice(np.flatnonzero(np.abs(lum - lum[i]) > 0.3))  # enough contrast to see the shape
     m = _mask(outline, blur=1.0 * _SS)
     base = (_PALETTE[i] + rng.normal(0, 0.04, 3)) * (1 - m) + (_PALETTE[j] + rng.normal(0, 0.04, 3)) * m
-    s, n = IMAGE_SIZE * _SS, 45
+    s, n = IMAGE_SIZE * _SS, 35
     big = Image.fromarray((np.clip(base, 0, 1) * 255).astype(np.uint8)).resize((s, s), Image.BILINEAR)
     draw, arr = ImageDraw.Draw(big), np.asarray(big).astype(float)
     xy = rng.integers(0, s, size=(n, 2))
     ang = rng.uniform(0, np.pi) + rng.normal(0, 0.35, n)  # one dominant stroke direction per painting
     half = rng.uniform(1.5, 3.5, (n, 1)) * _SS * np.stack([np.cos(ang), np.sin(ang)], 1)
-    cols = np.clip(arr[xy[:, 1], xy[:, 0]] + rng.normal(0, 18, (n, 3)), 0, 255).astype(int)  # paint picks up the colour below
+    cols = np.clip(arr[xy[:, 1], xy[:, 0]] + rng.normal(0, 14, (n, 3)), 0, 255).astype(int)  # paint picks up the colour below
     for k, width in enumerate(rng.integers(2, 4, n)):
         draw.line([tuple(xy[k] - half[k]), tuple(xy[k] + half[k])], fill=tuple(cols[k]), width=int(width))
     return _down(big.filter(ImageFilter.GaussianBlur(0.4 * _SS)))
@@ -135,10 +136,10 @@ def _sketch(outline: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                        for a, b in zip(closed[:-1], closed[1:]) for n in [max(1, int(np.linalg.norm(b - a) / (3 * _SS)))]])
     dense = np.vstack([dense, dense[:1]])
     im = Image.new("L", (IMAGE_SIZE * _SS,) * 2, int(rng.uniform(240, 256)))
-    ink = int(rng.uniform(10, 80))
+    ink = int(rng.uniform(0, 60))
     for _ in range(int(rng.integers(2, 4))):
         wobble = rng.normal(0, 0.45 * _SS, dense.shape) + rng.normal(0, 0.6 * _SS, 2)
-        ImageDraw.Draw(im).line([tuple(q) for q in dense + wobble], fill=ink, width=_SS)
+        ImageDraw.Draw(im).line([tuple(q) for q in dense + wobble], fill=ink, width=int(rng.integers(2, 4)))
     return np.repeat(_down(im), 3, axis=2)
 
 
@@ -201,30 +202,19 @@ def sample_grid_figure(seed: int = 0, per_cell: int = 1):
 
 
 # ---------------------------------------------------------------- the model: captions, training, cache
-def captions() -> tuple[list[str], torch.Tensor]:
-    """-> K unique training captions and (C*M, K) soft targets: row c*M+m spreads its mass over that cell's
-    domain-aware captions (half) and class c's domain-free captions (half)."""
-    grid, C, M = grid_for("toyworld"), len(CLASSES), len(DOMAINS)
+def caption_sets() -> tuple[list[list[str]], list[list[str]]]:
+    """-> the captions of each cell (C*M lists, cell c*M+m: the package's domain prompts and a few more)
+    and of each class (C lists: the package's class prompts and a few more)."""
     words = DOMAIN_WORDS["toyworld"]
-    cell = {(c, m): domain_prompts(c, m, words) + [t.format(d=words[m], c=c) for t in
-            ("a {d} of a {c} shape.", "a {c} shape, {d} style.", "this is a {d} of a {c}.")]
-            for c in grid.classes for m in grid.domains}
-    cls = {c: class_prompts(c, "toyworld") + [t.format(c=c) for t in ("a picture of a {c}.", "a {c} shape.", "the {c}.")]
-           for c in grid.classes}
-    texts = sorted({t for ts in list(cell.values()) + list(cls.values()) for t in ts})
-    index, targets = {t: k for k, t in enumerate(texts)}, torch.zeros(C * M, len(texts))
-    for (c, m), ts in cell.items():
-        row = targets[CLASSES.index(c) * M + DOMAINS.index(m)]
-        row[[index[t] for t in ts]] += 0.5 / len(ts)
-        row[[index[t] for t in cls[c]]] += 0.5 / len(cls[c])
-    return texts, targets
+    more_cell = ("a {d} of a {c} shape.", "a {c} shape, {d} style.", "this is a {d} of a {c}.")
+    more_class = ("a picture of a {c}.", "a {c} shape.", "the {c}.")
+    cells = [domain_prompts(c, m, words) + [t.format(d=words[m], c=c) for t in more_cell] for c in CLASSES for m in DOMAINS]
+    return cells, [class_prompts(c, "toyworld") + [t.format(c=c) for t in more_class] for c in CLASSES]
 
 
-def _dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """(B, 3, H, W) -> each image randomly rotated by a multiple of 90 degrees and maybe mirrored."""
-    k, flip = torch.randint(4, (len(x),), generator=g), torch.rand(len(x), generator=g) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    return torch.stack([torch.rot90(xi, int(ki), (1, 2)) for xi, ki in zip(x, k)])
+def _mirror(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """(B, 3, H, W) -> each image mirrored left-right with probability 1/2."""
+    return torch.where(torch.rand(len(x), 1, 1, 1, generator=g) < 0.5, x.flip(-1), x)
 
 
 def train_toy_clip(steps: int = TRAIN_DEFAULTS["steps"], batch_size: int = TRAIN_DEFAULTS["batch_size"],
@@ -232,29 +222,34 @@ def train_toy_clip(steps: int = TRAIN_DEFAULTS["steps"], batch_size: int = TRAIN
                    seed: int = 0, progress: bool = True):
     """Train the toy CLIP from scratch on ToyWorld's train split -> model (eval mode).
 
-    Loss: image -> all K captions cross-entropy with multi-positive soft targets (see captions()), plus
-    caption -> batch-images cross-entropy (positives: images of the caption's cell or class).
+    Each step draws one caption per cell and one per class (C*M + C captions, no duplicates). An image of
+    cell (c, m) has two positives: its cell's caption and class c's caption. The loss is CLIP's two-way
+    cross-entropy with these multi-positive targets: image -> captions and caption -> images of the batch.
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = open_clip.create_model(TOY_CLIP_NAME)
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (model.visual.image_mean, model.visual.image_std))
     images, labels, domains = toy_images("train", pool_per_cell, seed)
-    cells = labels * len(DOMAINS) + domains
-    texts, targets = captions()
-    tokens = open_clip.get_tokenizer(TOY_CLIP_NAME)(texts)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    tokenizer, (cell_caps, class_caps) = open_clip.get_tokenizer(TOY_CLIP_NAME), caption_sets()
+    token_sets = [tokenizer(caps) for caps in cell_caps + class_caps]  # C*M + C tensors (n_templates, L)
+    CM = len(cell_caps)
+    model.token_embedding.requires_grad_(False)  # random fixed word vectors suffice for a few hundred captions
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * s / steps)))
     model.train()
     for _ in (bar := tqdm(range(steps), desc="training toy CLIP", disable=not progress)):
         idx = torch.randint(len(images), (batch_size,), generator=g)
-        x = (_dihedral(images[idx], g) - mean) / std
+        tokens = torch.stack([t[torch.randint(len(t), (), generator=g)] for t in token_sets])
+        x = (_mirror(images[idx], g) - mean) / std
         logits = model.logit_scale.exp() * model.encode_image(x, normalize=True) @ model.encode_text(tokens, normalize=True).T
-        soft = targets[cells[idx]]  # (B, K)
-        i2t = -(soft * logits.log_softmax(1)).sum(1).mean()
-        pos = (soft > 0).float()[:, pos_any := (soft > 0).any(0)]
-        t2i = -((pos / pos.sum(0)) * logits[:, pos_any].log_softmax(0)).sum(0).mean()
+        pos = torch.zeros(batch_size, CM + len(class_caps))
+        pos[torch.arange(batch_size), labels[idx] * len(DOMAINS) + domains[idx]] = 1
+        pos[torch.arange(batch_size), CM + labels[idx]] = 1
+        i2t = -(pos / 2 * logits.log_softmax(1)).sum(1).mean()
+        seen = pos.any(0)  # captions with at least one image in the batch
+        t2i = -(pos[:, seen] / pos[:, seen].sum(0) * logits[:, seen].log_softmax(0)).sum(0).mean()
         loss = (i2t + t2i) / 2
         opt.zero_grad()
         loss.backward()
