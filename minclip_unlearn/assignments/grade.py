@@ -116,7 +116,8 @@ def grade_one(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT, assignm
             try:
                 client.execute()
             except CellTimeoutError:
-                row.status, row.reason = "timeout", f"the notebook ran past the time limit of {timeout:g} s (an endless loop?)"
+                row.status, row.reason = "timeout", (f"the notebook ran past the time limit of {timeout:g} s (an endless loop? "
+                                                     "or a busy machine: raise --timeout)")
                 return row
             except DeadKernelError as e:
                 row.status, row.reason = "error", f"the kernel died ({_error_text(e)}): out of memory, or the notebook exited"
