@@ -8,6 +8,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 import open_clip
@@ -16,6 +20,7 @@ import torch.nn.functional as Fn
 
 from .datasets import FeatureSet
 from .evaluate import embed, image_features, zero_shot_logits
+from .prototypes import SynthesisConfig, cache_key, default_cache_dir, synthesize
 
 
 # ---------------------------------------------------------------- (i) prompt removal
@@ -50,6 +55,32 @@ def prompt_removal_scores(model, data: FeatureSet, class_emb: torch.Tensor, mask
 
 
 # ---------------------------------------------------------------- (iv) gradient ascent on visual.proj
+def prototype_images(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig = SynthesisConfig(),
+                     cache_dir: str | os.PathLike | None = None, progress: bool = False) -> dict:
+    """(C, M, d) text directions -> {"prototypes": (C, M, n, d), "images": (C, M, n, 3, H, W), "seconds"}, disk-cached.
+
+    The same chunks and seeds as prototypes.grid_prototypes, so the prototypes are the same; the synthesized
+    pixels (which grid_prototypes does not keep) and the synthesis wall time are kept as well.
+    """
+    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
+    targets = text_dirs.reshape(-1, text_dirs.shape[-1])
+    path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model, targets, concepts, cfg)}-images.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    start = time.perf_counter()
+    outs = [synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress) for i, chunk in enumerate(targets.split(cfg.batch))]
+    out = {"prototypes": torch.cat([o[0] for o in outs]).reshape(*grid.shape, cfg.n, -1),
+           "images": torch.cat([o[2] for o in outs]).reshape(*grid.shape, cfg.n, *outs[0][2].shape[1:]),
+           "seconds": time.perf_counter() - start}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, value in ((path, out), (path.with_name(path.name.replace("-images", "")), out["prototypes"])):
+        if target == path or not target.exists():  # also fill grid_prototypes' cache, which has the same key
+            tmp = target.with_suffix(f".{os.getpid()}.part")
+            torch.save(value, tmp)
+            os.replace(tmp, target)
+    return out
+
+
 def normalise_images(model, images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) in [0, 1] -> the model's own input normalisation (as prototypes.synthesize applies it)."""
     pp = open_clip.get_model_preprocess_cfg(model)

@@ -58,3 +58,19 @@ def test_gradient_ascent_forgets_and_leaves_the_original_alone(tiny_clip, setup)
     ce = edited.minclip_records[-1]["ce_history"]
     assert ce[-1][0] > ce[0][0]  # the forget loss went up
     assert torch.equal(restore(edited).visual.proj, W_before)  # reversible, like the closed-form edit
+
+
+def test_prototype_images_match_grid_prototypes_and_are_cached(tiny_clip, tmp_path):
+    from minclip_unlearn.prototypes import SynthesisConfig, grid_prototypes
+
+    grid = paradigms.ConceptGrid("tiny", ("a", "b"), ("x", "y"), {})
+    text_dirs = torch.nn.functional.normalize(torch.randn(2, 2, 32, generator=torch.Generator().manual_seed(1)), dim=-1)
+    cfg = SynthesisConfig(n=2, steps=3, batch=3)  # two chunks, as grid_prototypes would split them
+    out = baselines.prototype_images(tiny_clip, text_dirs, grid, cfg, cache_dir=tmp_path)
+    assert out["prototypes"].shape == (2, 2, 2, 32) and out["images"].shape == (2, 2, 2, 3, 32, 32)
+    assert 0 <= float(out["images"].min()) and float(out["images"].max()) <= 1 and out["seconds"] > 0
+    reference = grid_prototypes(tiny_clip, text_dirs, grid, cfg, cache_dir=tmp_path / "ref", progress=False)
+    assert torch.allclose(out["prototypes"], reference, atol=1e-5)
+    assert torch.equal(grid_prototypes(tiny_clip, text_dirs, grid, cfg, cache_dir=tmp_path), out["prototypes"])  # shared
+    again = baselines.prototype_images(tiny_clip, text_dirs, grid, cfg, cache_dir=tmp_path)
+    assert torch.equal(again["images"], out["images"]) and again["seconds"] == out["seconds"]  # read from the cache
