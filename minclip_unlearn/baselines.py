@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as Fn
 
 from .datasets import FeatureSet
-from .evaluate import embed, image_features, zero_shot_logits
+from .evaluate import embed, group_accuracy, image_features, zero_shot_logits
 from .prototypes import SynthesisConfig, cache_key, default_cache_dir, synthesize
 
 
@@ -46,12 +46,7 @@ def prompt_removal_predict(model, data: FeatureSet, class_emb: torch.Tensor, rem
 
 def prompt_removal_scores(model, data: FeatureSet, class_emb: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """Like evaluate.scores, for the label set without the mask's classes (an image of a dropped class always counts as wrong)."""
-    correct = (prompt_removal_predict(model, data, class_emb, removed_classes(mask)) == data.labels).float()
-    forgotten = mask[data.labels, data.domains]
-    touched_class = mask.any(dim=1)[data.labels]
-    groups = {"forget": forgotten, "retain": ~forgotten,
-              "same_class_other_domains": ~forgotten & touched_class, "other_classes": ~touched_class}
-    return {k: float(correct[g].mean()) if g.any() else float("nan") for k, g in groups.items()}
+    return group_accuracy(prompt_removal_predict(model, data, class_emb, removed_classes(mask)) == data.labels, data, mask)
 
 
 # ---------------------------------------------------------------- (iv) gradient ascent on visual.proj

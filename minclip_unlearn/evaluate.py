@@ -54,12 +54,17 @@ def accuracy_matrix(model, data: FeatureSet, class_emb: torch.Tensor) -> np.ndar
 
 
 def scores(model, data: FeatureSet, class_emb: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """Accuracy over images in forgotten cells, retained cells, and the off-target split of the retained ones.
+    """Zero-shot accuracy over images in forgotten cells, retained cells, and the off-target split (group_accuracy)."""
+    return group_accuracy(predict(model, data, class_emb) == data.labels, data, mask)
+
+
+def group_accuracy(correct: torch.Tensor, data: FeatureSet, mask: torch.Tensor) -> dict[str, float]:
+    """(N,) bool hits -> accuracy over forgotten cells, retained cells, and the off-target split of the retained ones.
 
     'same_class_other_domains': retained cells of a class that has a forgotten cell (the hard part of
     domain-specific forgetting); 'other_classes': retained cells of classes with no forgotten cell.
     """
-    correct = (predict(model, data, class_emb) == data.labels).float()
+    correct = correct.float()
     forgotten = mask[data.labels, data.domains]
     touched_class = mask.any(dim=1)[data.labels]
     groups = {
