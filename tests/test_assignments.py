@@ -172,7 +172,7 @@ REFERENCE = {
 
 @pytest.fixture
 def fixed_reference(monkeypatch):
-    monkeypatch.setattr(checks, "probe_reference", lambda cls, n=checks.PROBE_N_PER_CELL: dict(REFERENCE))
+    monkeypatch.setattr(checks, "probe_reference", lambda cls, n, rho: dict(REFERENCE))
 
 
 def good_report(**change):
@@ -211,6 +211,8 @@ def test_probe_checker_unfinished_or_invalid_reports(fixed_reference):
     assert check_probe_attack(None, verbose=False).total == 0
     result = check_probe_attack(good_report(forgotten_class="dog"), verbose=False)
     assert result.total == 0 and "not a ToyWorld class" in result.checks[0].message
+    result = check_probe_attack(good_report(rho=80), verbose=False)
+    assert result.total == 0 and "report['rho'] = 80" in result.checks[0].message
 
 
 # ------------------------------------------------------------------ assignment 3: the off-target checker's logic
@@ -224,7 +226,7 @@ OFF_TARGET = {
 
 @pytest.fixture
 def fixed_off_target(monkeypatch):
-    monkeypatch.setattr(checks, "off_target_reference", lambda c, d, n=checks.PROBE_N_PER_CELL: OFF_TARGET)
+    monkeypatch.setattr(checks, "off_target_reference", lambda c, d: OFF_TARGET)
 
 
 def off_target_report(**change):

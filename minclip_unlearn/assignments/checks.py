@@ -348,6 +348,7 @@ PROBE_KEYS = {
     "probe_forget_after": "probe accuracy on the forgotten cells, edited model",
 }
 PROBE_N_PER_CELL = 20       # images per cell in each of the train and test splits
+PROBE_RHO = 0.8             # the starter's energy threshold (ToyWorld's classes share most directions)
 ZERO_SHOT_TOL = 0.01        # zero-shot numbers are deterministic: they must match
 PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iterations) lands within this
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
@@ -360,14 +361,14 @@ def _prototypes(lab) -> Tensor:
     return grid_prototypes(lab.model, lab.text_dirs, lab.grid, SynthesisConfig(), progress=False)
 
 
-def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
+def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL, rho: float = PROBE_RHO) -> dict[str, float]:
     """The checker's own run of assignment 2 (see _probe_reference), on one torch thread."""
     with one_thread():
-        return _probe_reference(forgotten_class, n_per_cell)
+        return _probe_reference(forgotten_class, n_per_cell, rho)
 
 
 @functools.lru_cache(maxsize=4)
-def _probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -> dict[str, float]:
+def _probe_reference(forgotten_class: str, n_per_cell: int, rho: float) -> dict[str, float]:
     """The checker's own run of the experiment: ToyWorld lab, multimodal global forgetting of one class,
     zero-shot scores and a logistic-regression recovery probe, before and after; plus the usual wrong numbers."""
     from sklearn.linear_model import LogisticRegression
@@ -381,7 +382,7 @@ def _probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL) -
 
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
     mask = forget_classes(lab.grid, forgotten_class)
-    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, _prototypes(lab))
+    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, _prototypes(lab), rho=rho)
     before, after = lab.scores(lab.model, mask), lab.scores(edited, mask)
     pb, pa = recovery_probe(lab.model, lab.train, lab.test, mask), recovery_probe(edited, lab.train, lab.test, mask)
     forgotten = mask[lab.test.labels, lab.test.domains]
@@ -410,7 +411,7 @@ def _number(x) -> float | None:
 def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
     """Check the numbers of the probe-attack assignment against the checker's own run of the same experiment.
 
-    report: {"forgotten_class": str, "zero_shot_forget_before", "zero_shot_forget_after",
+    report: {"forgotten_class": str, "rho": float (default 0.8), "zero_shot_forget_before", "zero_shot_forget_after",
     "zero_shot_retain_after", "probe_forget_before", "probe_forget_after": float in [0, 1],
     "still_decodable": bool, "explanation": str (read by the instructor, not scored)}.
     Prints a report; returns a Result (10 points).
@@ -441,7 +442,12 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
         return _finish(result, verbose)
     if all(report.get(k) is None for k in [*PROBE_KEYS, "still_decodable"]):
         return _finish_missing(result, "every number of the report", verbose)  # nothing to compare yet
-    ref = probe_reference(cls, n)
+    rho = report.get("rho", PROBE_RHO)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
+        for c in checks.values():
+            c.message = f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]"
+        return _finish(result, verbose)
+    ref = probe_reference(cls, n, float(rho))
     vals = {k: _number(report.get(k)) for k in PROBE_KEYS}
     result.notes = {"forgotten_class": cls, "explanation": str(report.get("explanation") or "").strip(),
                     "reference": {k: round(v, 4) for k, v in ref.items()}}
