@@ -14,13 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import open_clip
 import torch
 import torch.nn.functional as Fn
 
 from .datasets import FeatureSet
 from .evaluate import embed, group_accuracy, image_features, zero_shot_logits
-from .prototypes import SynthesisConfig, cache_key, default_cache_dir, synthesize
+from .prototypes import SynthesisConfig, cache_key, default_cache_dir, pixel_stats, synthesize
 
 
 # ---------------------------------------------------------------- (i) prompt removal
@@ -78,9 +77,7 @@ def prototype_images(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig 
 
 def normalise_images(model, images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) in [0, 1] -> the model's own input normalisation (as prototypes.synthesize applies it)."""
-    pp = open_clip.get_model_preprocess_cfg(model)
-    mean = torch.tensor(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
-    std = torch.tensor(pp.get("std", open_clip.OPENAI_DATASET_STD)).view(1, 3, 1, 1)
+    mean, std = pixel_stats(model)
     return (images - mean) / std
 
 

@@ -22,6 +22,7 @@ def heatmap(acc: np.ndarray, grid: ConceptGrid, ax=None, title: str = "", mask: 
         for c, m in mask.nonzero().tolist():
             ax.add_patch(Rectangle((m, c), 1, 1, fill=False, edgecolor="red", lw=2.5))
     ax.set(xlabel="domain", ylabel="class", title=title)
+    ax.tick_params(axis="y", labelrotation=0)  # class names read horizontally
     return ax
 
 

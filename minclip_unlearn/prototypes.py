@@ -51,13 +51,18 @@ def augment(x: torch.Tensor, cfg: SynthesisConfig, gen: torch.Generator) -> torc
     return torch.roll(crop, shifts=shift, dims=(-2, -1))
 
 
+def pixel_stats(model, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's own input normalisation (OpenAI's by default) -> ((1, 3, 1, 1) mean, (1, 3, 1, 1) std)."""
+    pp = open_clip.get_model_preprocess_cfg(model)
+    return tuple(torch.tensor(pp.get(k, v), device=device).view(1, 3, 1, 1)
+                 for k, v in (("mean", open_clip.OPENAI_DATASET_MEAN), ("std", open_clip.OPENAI_DATASET_STD)))
+
+
 def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisConfig(), progress: bool = True):
     """(k, d) target directions -> ((k, n, d) normalised prototypes, (steps,) mean cosine, (k*n, 3, H, W) images)."""
-    pp = open_clip.get_model_preprocess_cfg(model)  # the model's own normalisation (OpenAI's by default)
     size = tuple(model.visual.image_size)
     device = next(model.parameters()).device
-    mean = torch.tensor(pp.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
-    std = torch.tensor(pp.get("std", open_clip.OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
+    mean, std = pixel_stats(model, device)
     k, d = targets.shape
     t = Fn.normalize(targets.float(), dim=-1).to(device).repeat_interleave(cfg.n, dim=0)  # (k*n, d)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -321,7 +321,8 @@ def load_toy_clip(pretrained: str | os.PathLike | None = None, device: str = "cp
     if pretrained is None and not path.is_file():
         with _lock(path.with_name(path.name + ".lock")):
             if not path.is_file():  # another process may have trained it while we waited
-                print(f"minclip_unlearn: training the ToyWorld CLIP once (about 4 minutes on 2 CPU cores); cache: {path}")
+                print(f"minclip_unlearn: training the ToyWorld CLIP once ({TRAIN_DEFAULTS['steps']} steps on the CPU, "
+                      f"a few minutes; progress below); cache: {path}")
                 start, threads = time.time(), torch.get_num_threads()
                 torch.set_num_threads(min(2, os.cpu_count() or 1))
                 try:

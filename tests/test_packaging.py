@@ -44,3 +44,17 @@ def test_ci_runs_exactly_the_readme_commands():
     assert install in ci and test in ci
     assert ci.index(install) < ci.index(test)
     assert "export HF_HUB_OFFLINE=1" in ci
+
+
+def test_readme_quick_start_runs_and_forgets(toy_clip, capsys):
+    """The README's Python block, run as written, prints its scores: 'star' is forgotten, the rest kept."""
+    from minclip_unlearn import scores
+
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    assert "'forget'" in capsys.readouterr().out
+    before = scores(ns["model"], ns["test"], ns["classifier"], ns["mask"])
+    after = scores(ns["edited"], ns["test"], ns["classifier"], ns["mask"])
+    assert before["forget"] > 0.5 and after["forget"] < 0.3 * before["forget"]
+    assert after["retain"] > before["retain"] - 0.05
