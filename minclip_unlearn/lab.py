@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import evaluate, prompts, prototypes
+from . import edit, evaluate, prompts, prototypes
 from .datasets import FeatureSet, real_features
 from .models import load_clip
 from .paradigms import ConceptGrid, grid_for
 
+RHOS = (0.99, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6)  # the energy thresholds choose_rho tries, in this order
 REAL_DATA_HELP = {
     "pacs": "python data_scripts/pacs.py download --root DATA",
     "domainnet": "python data_scripts/domainnet.py download --root DATA --per-class 20",
@@ -59,6 +60,25 @@ class Lab:
     def scores(self, model, mask: torch.Tensor) -> dict[str, float]:
         """Forget / retain / off-target accuracy of model on the test split for this mask."""
         return evaluate.scores(model, self.test, self.classifier, mask)
+
+    def choose_rho(self, mask: torch.Tensor, prototypes: torch.Tensor | None = None, mode: str = "multimodal",
+                   rhos: tuple[float, ...] = RHOS, tolerance: float = 0.01) -> float:
+        """The book's rule for the energy threshold, stated before any test score is seen.
+
+        On the training split, among the rhos whose edit keeps retain accuracy within `tolerance` of the
+        unedited model's, pick the one with the lowest forget accuracy (the first in `rhos` on a tie);
+        0.99, the package default, when none qualifies. prototypes: (C, M, n, d), needed for multimodal.
+        """
+        def train_scores(model) -> dict[str, float]:
+            return evaluate.scores(model, self.train, self.classifier, mask)
+
+        base = train_scores(self.model)
+        ok = {}
+        for rho in rhos:
+            s = train_scores(edit.unlearn(self.model, self.grid, mask, self.text_dirs, prototypes, mode=mode, rho=rho))
+            if s["retain"] >= base["retain"] - tolerance:
+                ok[rho] = s["forget"]
+        return min(ok, key=ok.get) if ok else 0.99
 
 
 def banner(dataset: str) -> None:

@@ -101,3 +101,19 @@ def test_recovery_probe_reports_a_figure(lab, name, make):
 def test_the_original_model_is_untouched_by_all_of_the_above(lab):
     assert np.array_equal(lab.accuracy(), lab.before)
     assert not hasattr(lab.model, "minclip_original_proj")
+
+
+def test_choose_rho_follows_the_stated_rule(lab):
+    """Lab.choose_rho against a brute-force reading of its rule on the training split."""
+    from minclip_unlearn.lab import RHOS
+
+    mask = paradigms.forget_classes(lab.grid, "star")
+    train = {rho: evaluate.scores(edited(lab, mask, rho=rho), lab.train, lab.classifier, mask) for rho in RHOS}
+    base = evaluate.scores(lab.model, lab.train, lab.classifier, mask)
+    chosen = lab.choose_rho(mask, lab.protos)
+    assert chosen in RHOS and train[chosen]["retain"] >= base["retain"] - 0.01
+    for rho, s in train.items():
+        if s["retain"] >= base["retain"] - 0.01:
+            assert s["forget"] >= train[chosen]["forget"]
+    assert train[chosen]["forget"] < train[0.99]["forget"]  # on the toy CLIP the default forgets less
+    assert lab.choose_rho(mask, lab.protos, tolerance=-1.0) == 0.99  # nothing qualifies: the default
