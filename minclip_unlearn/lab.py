@@ -5,13 +5,14 @@ announced by a visible banner. Every figure made from a Lab names its source (`l
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from . import edit, evaluate, prompts, prototypes
-from .datasets import FeatureSet, real_features
+from .datasets import FeatureSet, pretrained_tag, real_features
 from .models import load_clip
 from .paradigms import ConceptGrid, grid_for
 
@@ -33,6 +34,7 @@ class Lab:
     test: FeatureSet
     source: str
     real: bool
+    model_name: str = "toy CLIP"  # for figure labels, e.g. 'ViT-B-32 (openai)'
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -93,17 +95,24 @@ def banner(dataset: str) -> None:
     print("!" * width, *(f"! {line:<{width - 4}} !" for line in lines), "!" * width, sep="\n")
 
 
-def open_lab(dataset: str = "toyworld", model: str = "ViT-B-32", pretrained: str | None = "openai",
+def open_lab(dataset: str = "toyworld", model: str | None = None, pretrained: str | None = None,
              n_per_cell: int = 50) -> Lab:
-    """'pacs' | 'domainnet' | 'toyworld' -> a Lab on real cached features if present, else on ToyWorld."""
+    """'pacs' | 'domainnet' | 'toyworld' -> a Lab on real cached features if present, else on ToyWorld.
+
+    The real features are those of `model` / `pretrained`: by default $MINCLIP_MODEL / $MINCLIP_PRETRAINED,
+    else ViT-B-32 / openai (what data_scripts/extract_features.py uses unless told otherwise).
+    """
     grid_for(dataset)  # validates the name
+    model = model or os.environ.get("MINCLIP_MODEL") or "ViT-B-32"
+    pretrained = pretrained or os.environ.get("MINCLIP_PRETRAINED") or "openai"
     if dataset != "toyworld":
         feats = real_features(dataset, model, pretrained)
         if feats is not None:
             clip, _, tokenizer = load_clip(model, pretrained)
             test = feats.get("test") or feats["crossval"]
             source = f"model: {model} ({pretrained}) · data: {test.meta['name']}"
-            return Lab(clip, tokenizer, test.grid, feats["train"], test, source, real=True)
+            return Lab(clip, tokenizer, test.grid, feats["train"], test, source, real=True,
+                       model_name=f"{model} ({pretrained_tag(pretrained)})")
         banner(dataset)
     from .toyworld import toy_features
 
