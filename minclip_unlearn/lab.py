@@ -63,13 +63,13 @@ class Lab:
         """Forget / retain / off-target accuracy of model on the test split for this mask."""
         return evaluate.scores(model, self.test, self.classifier, mask)
 
-    def choose_rho(self, mask: torch.Tensor, prototypes: torch.Tensor | None = None, mode: str = "multimodal",
+    def choose_rho(self, mask: torch.Tensor, protos: torch.Tensor | None = None, mode: str = "multimodal",
                    rhos: tuple[float, ...] = RHOS, tolerance: float = 0.01) -> float:
         """The book's rule for the energy threshold, stated before any test score is seen.
 
         On the training split, among the rhos whose edit keeps retain accuracy within `tolerance` of the
         unedited model's, pick the one with the lowest forget accuracy (the first in `rhos` on a tie);
-        0.99, the package default, when none qualifies. prototypes: (C, M, n, d), needed for multimodal.
+        0.99, the package default, when none qualifies. protos: (C, M, n, d) prototypes, for multimodal.
         """
         def train_scores(model) -> dict[str, float]:
             return evaluate.scores(model, self.train, self.classifier, mask)
@@ -77,7 +77,7 @@ class Lab:
         base = train_scores(self.model)
         ok = {}
         for rho in rhos:
-            s = train_scores(edit.unlearn(self.model, self.grid, mask, self.text_dirs, prototypes, mode=mode, rho=rho))
+            s = train_scores(edit.unlearn(self.model, self.grid, mask, self.text_dirs, protos, mode=mode, rho=rho))
             if s["retain"] >= base["retain"] - tolerance:
                 ok[rho] = s["forget"]
         return min(ok, key=ok.get) if ok else 0.99
