@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import replace
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -19,7 +17,7 @@ import torch.nn.functional as Fn
 
 from .datasets import FeatureSet
 from .evaluate import embed, group_accuracy, image_features, zero_shot_logits
-from .prototypes import SynthesisConfig, cache_key, default_cache_dir, pixel_stats, synthesize
+from .prototypes import SynthesisConfig, cache_path, pixel_stats, save_atomic, synthesize_in_chunks
 
 
 # ---------------------------------------------------------------- (i) prompt removal
@@ -56,22 +54,18 @@ def prototype_images(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig 
     The same chunks and seeds as prototypes.grid_prototypes, so the prototypes are the same; the synthesized
     pixels (which grid_prototypes does not keep) and the synthesis wall time are kept as well.
     """
-    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
-    targets = text_dirs.reshape(-1, text_dirs.shape[-1])
-    path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model, targets, concepts, cfg)}-images.pt"
+    proto_path = cache_path(model, text_dirs, grid, cfg, cache_dir)  # grid_prototypes' file, same key
+    path = proto_path.with_name(f"{proto_path.stem}-images.pt")
     if path.exists():
         return torch.load(path, weights_only=True)
     start = time.perf_counter()
-    outs = [synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress) for i, chunk in enumerate(targets.split(cfg.batch))]
-    out = {"prototypes": torch.cat([o[0] for o in outs]).reshape(*grid.shape, cfg.n, -1),
-           "images": torch.cat([o[2] for o in outs]).reshape(*grid.shape, cfg.n, *outs[0][2].shape[1:]),
+    protos, images = synthesize_in_chunks(model, text_dirs.reshape(-1, text_dirs.shape[-1]), cfg, progress)
+    out = {"prototypes": protos.reshape(*grid.shape, cfg.n, -1),
+           "images": images.reshape(*grid.shape, cfg.n, *images.shape[1:]),
            "seconds": time.perf_counter() - start}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, value in ((path, out), (path.with_name(path.name.replace("-images", "")), out["prototypes"])):
-        if target == path or not target.exists():  # also fill grid_prototypes' cache, which has the same key
-            tmp = target.with_suffix(f".{os.getpid()}.part")
-            torch.save(value, tmp)
-            os.replace(tmp, target)
+    save_atomic(out, path)
+    if not proto_path.exists():  # also fill grid_prototypes' cache
+        save_atomic(out["prototypes"], proto_path)
     return out
 
 

@@ -51,9 +51,10 @@ class Lab:
             self._cache["text_dirs"] = prompts.text_directions(self.model, self.tokenizer, self.grid)
         return self._cache["text_dirs"]
 
-    def prototypes(self, cfg: prototypes.SynthesisConfig = prototypes.SynthesisConfig()) -> torch.Tensor:
+    def prototypes(self, cfg: prototypes.SynthesisConfig = prototypes.SynthesisConfig(),
+                   progress: bool = True) -> torch.Tensor:
         """(C, M, n, d) visual prototypes of every cell (synthesised once, then read from the disk cache)."""
-        return prototypes.grid_prototypes(self.model, self.text_dirs, self.grid, cfg)
+        return prototypes.grid_prototypes(self.model, self.text_dirs, self.grid, cfg, progress=progress)
 
     def accuracy(self, model=None) -> np.ndarray:
         """(C, M) zero-shot accuracy of model (default: the unedited one) on the test split."""

@@ -105,22 +105,37 @@ def cache_key(model, targets: torch.Tensor, concepts: list[str], cfg: SynthesisC
     return h.hexdigest()[:20]
 
 
+def cache_path(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig,
+               cache_dir: str | os.PathLike | None = None) -> Path:
+    """(C, M, d) text directions -> the file grid_prototypes caches their (C, M, n, d) prototypes in."""
+    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
+    key = cache_key(model, text_dirs.reshape(-1, text_dirs.shape[-1]), concepts, cfg)
+    return Path(cache_dir or default_cache_dir()) / f"{key}.pt"
+
+
+def synthesize_in_chunks(model, targets: torch.Tensor, cfg: SynthesisConfig, progress: bool = True):
+    """(k, d) targets -> ((k, n, d) prototypes, (k*n, 3, H, W) images): chunks of cfg.batch, chunk i seeded cfg.seed + i."""
+    outs = [synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress) for i, chunk in enumerate(targets.split(cfg.batch))]
+    return torch.cat([o[0] for o in outs]), torch.cat([o[2] for o in outs])
+
+
+def save_atomic(value, path: Path) -> None:
+    """torch.save value to path all at once: a temporary file beside it, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    torch.save(value, tmp)
+    os.replace(tmp, path)
+
+
 def grid_prototypes(
     model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig = SynthesisConfig(),
     cache_dir: str | os.PathLike | None = None, progress: bool = True,
 ) -> torch.Tensor:
     """(C, M, d) text directions -> (C, M, n, d) prototypes, loaded from or saved to the on-disk cache."""
-    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
-    targets = text_dirs.reshape(-1, text_dirs.shape[-1])
-    path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model, targets, concepts, cfg)}.pt"
+    path = cache_path(model, text_dirs, grid, cfg, cache_dir)
     if path.exists():
         return torch.load(path, weights_only=True)
-    chunks = targets.split(cfg.batch)
-    protos = torch.cat([
-        synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress)[0] for i, chunk in enumerate(chunks)
-    ]).reshape(*grid.shape, cfg.n, -1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.part")
-    torch.save(protos, tmp)
-    os.replace(tmp, path)
+    protos = synthesize_in_chunks(model, text_dirs.reshape(-1, text_dirs.shape[-1]), cfg, progress)[0]
+    protos = protos.reshape(*grid.shape, cfg.n, -1)
+    save_atomic(protos, path)
     return protos

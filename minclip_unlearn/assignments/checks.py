@@ -354,13 +354,6 @@ PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iteration
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
 
 
-def _prototypes(lab) -> Tensor:
-    """The lab's visual prototypes with the default settings: the on-disk cache the notebook filled (quietly)."""
-    from ..prototypes import SynthesisConfig, grid_prototypes
-
-    return grid_prototypes(lab.model, lab.text_dirs, lab.grid, SynthesisConfig(), progress=False)
-
-
 def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL, rho: float = PROBE_RHO) -> dict[str, float]:
     """The checker's own run of assignment 2 (see _probe_reference), on one torch thread."""
     with one_thread():
@@ -382,7 +375,7 @@ def _probe_reference(forgotten_class: str, n_per_cell: int, rho: float) -> dict[
 
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
     mask = forget_classes(lab.grid, forgotten_class)
-    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, _prototypes(lab), rho=rho)
+    edited = unlearn(lab.model, lab.grid, mask, lab.text_dirs, lab.prototypes(progress=False), rho=rho)
     before, after = lab.scores(lab.model, mask), lab.scores(edited, mask)
     pb, pa = recovery_probe(lab.model, lab.train, lab.test, mask), recovery_probe(edited, lab.train, lab.test, mask)
     forgotten = mask[lab.test.labels, lab.test.domains]
@@ -541,7 +534,7 @@ def _off_target_reference(forgotten_class: str, forgotten_domain: str,
 
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
     mask = forget_classes_in_domains(lab.grid, forgotten_class, forgotten_domain)
-    protos = _prototypes(lab)
+    protos = lab.prototypes(progress=False)
     protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos)
     F, _ = directions(lab.text_dirs, mask, protos)
     unprotected = apply_projector(lab.model, hp(F, None))
