@@ -62,7 +62,7 @@ def test_without_the_variables_the_lab_falls_back_to_toyworld(features, monkeypa
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("chapter, data", [("06_experiments_pacs", "PACS"), ("07_experiments_domainnet", "DomainNet")])
+@pytest.mark.parametrize("chapter, data", [("08_experiments_pacs", "PACS"), ("09_experiments_domainnet", "DomainNet")])
 def test_the_dataset_chapters_run_on_real_features(real_env, chapter, data):
     nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}}).execute()
