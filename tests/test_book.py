@@ -196,12 +196,16 @@ def load_check_pages():
 
 CLEAN_PAGE = """<html><body><main>
 <p>Prose may say that a function raises an Exception.</p>
+<p>See <a href="https://arxiv.org/abs/2512.14113">the paper</a>, <a href="https://github.com/o/r/blob/main/METHOD.md">the spec</a>
+and <a href="02_geometry.html">the next chapter</a>.</p>
+<div class="cell docutils container">
+ <div class="cell_input docutils container"><pre>md = "see {term}`nullspace`"  # role syntax inside code a reader types is fine</pre></div>
+</div>
 <img src="figure.png" alt="a figure that loaded">
 <div class="cell docutils container">
  <div class="cell_input docutils container"><pre>print("Traceback (most recent call last) is what Python prints")</pre></div>
  <div class="cell_output docutils container">
   <div class="output stream highlight-myst-ansi notranslate"><pre>accuracy 0.93</pre></div>
-  <div class="output stderr highlight-myst-ansi notranslate"><pre>100%|##########| 7/7 [00:01&lt;00:00]</pre></div>
   <img src="../_images/heatmap.png" alt="output figure">
  </div>
 </div>
@@ -227,6 +231,13 @@ ZeroDivisionError: division by zero</pre></div>
   <div class="output text_plain highlight-myst-ansi notranslate"><pre>Exception: something went wrong</pre></div>
  </div>
 </div>
+<p>The spec, <a class="reference external" href="http://METHOD.md">METHOD.md</a> section 5.</p>
+<p>Chapters link here with <code class="docutils literal notranslate"><span class="pre">{term}`modality gap`</span></code>.</p>
+<div class="cell docutils container">
+ <div class="cell_output docutils container">
+  <div class="output stderr highlight-myst-ansi notranslate"><pre>UserWarning-free text: 100%|##########| 7/7 [00:01&lt;00:00]</pre></div>
+ </div>
+</div>
 <div class="system-message"><p class="system-message-title">System Message: ERROR/3</p><p>Unknown directive type.</p></div>
 </main></body></html>"""
 
@@ -244,6 +255,27 @@ def test_browser_check_catches_every_kind_of_error():
     assert "stderr reports an error: RuntimeError: the cache is corrupt" in text
     assert "cell output shows an exception: Exception: something went wrong" in text
     assert "Sphinx/docutils error box" in text and "Unknown directive type" in text
+    assert "a file name rendered as a web link: http://METHOD.md" in text
+    assert "raw MyST role syntax on the page: {term}`modality gap`" in text
+    assert "a stderr box (a warning or a progress bar) in a cell output: UserWarning-free text: 100%" in text
+
+
+def test_browser_check_flags_each_new_kind_alone():
+    """Each of the three checks fires on its own, and a near miss does not."""
+    check = load_check_pages().find_problems
+    wrap = "<html><body><main>{}</main></body></html>".format
+    assert check(wrap('<a href="https://setup.py">x</a>')) == ["a file name rendered as a web link: https://setup.py"]
+    assert check(wrap('<a href="https://docs.python.org/3/index.html">x</a>')) == []
+    assert check(wrap('<a href="https://example.org/notes.md">x</a>')) == []
+    assert check(wrap("<p>as {cite:t}`mishra2025selective` show</p>")) == [
+        "raw MyST role syntax on the page: as {cite:t}`mishra2025selective` show"
+    ]
+    assert check(wrap("<p>a {glue:text}`rho:.2f` value</p>"))
+    assert check(wrap("<p>a set {term} of braces, no backtick</p>")) == []
+    stderr = '<div class="cell_output"><div class="output stderr"><pre>warnings.warn(x)</pre></div></div>'
+    assert len(check(wrap(stderr))) == 1
+    stdout = '<div class="cell_output"><div class="output stream"><pre>warnings.warn(x)</pre></div></div>'
+    assert check(wrap(stdout)) == []
 
 
 def test_browser_check_page_list_and_screenshot_choice(tmp_path):

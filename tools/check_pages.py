@@ -9,8 +9,10 @@ What it does:
 - for every page, waits for the load, forces lazy images to load, marks every ``<img>``
   whose ``naturalWidth`` is 0 with ``data-check-broken``, and takes the rendered DOM;
 - looks in that DOM for what a reader must never see (``find_problems``): error output of
-  an executed cell, a traceback, stderr that reports an error, a docutils/Sphinx error
-  box, a broken image; and it fails on any page or asset the server answered 404;
+  an executed cell, a traceback, any stderr output box (warnings and progress bars
+  included), a docutils/Sphinx error box, a broken image, a file name that linkify turned
+  into a web address (``METHOD.md`` -> ``http://METHOD.md``), and MyST role syntax left
+  as raw text (``{term}`...```); and it fails on any page or asset the server answered 404;
 - saves a screenshot of one chapter (the first notebook page, or else the landing page).
 
 ``find_problems`` works on an HTML string alone, so tests/ checks it without a browser.
@@ -57,6 +59,10 @@ TRACEBACK_TEXT = "Traceback (most recent call last)"
 # In cell outputs: the name of a raised exception, as IPython prints it ("ValueError: ...",
 # "Exception: ...", "KeyboardInterrupt").
 ERROR_NAME = re.compile(r"\b(?:[A-Z]\w*(?:Error|Exception)|Exception|KeyboardInterrupt)\b")
+# A link whose "host" is a file name: linkify's reading of a bare "METHOD.md" or "setup.py".
+FILE_AS_HOST = re.compile(r"^https?://[\w.-]+\.(?:md|ipynb|py|txt|ya?ml|toml|json|cfg|bib)/?$", re.I)
+# MyST role syntax a reader should never see as text: {term}`x`, {cite:t}`k`, {glue:text}`v`.
+RAW_ROLE = re.compile(r"\{(?:term|cite(?::\w+)?|doc|ref|numref|eq|glue(?::\w+)?|math|abbr|download)\}`")
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 
 # Runs in the page: load lazy images, wait for every image, mark the broken ones, and
@@ -93,6 +99,8 @@ class _Scanner(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         classes = set((attrs.get("class") or "").split())
+        if tag == "a" and FILE_AS_HOST.match(attrs.get("href") or ""):
+            self.problems.append(f"a file name rendered as a web link: {attrs['href']}")
         if tag == "img":
             if "data-check-broken" in attrs:
                 self.problems.append(f"broken image: {attrs.get('data-check-broken') or attrs.get('src')}")
@@ -137,6 +145,8 @@ class _Scanner(HTMLParser):
             parts.append(data)
         if TRACEBACK_TEXT in data and not self._in_code_source():
             self.problems.append("traceback text on the page: " + _short(data))
+        if RAW_ROLE.search(data) and not self._in_code_source():
+            self.problems.append("raw MyST role syntax on the page: " + _short(data))
 
     def _in_code_source(self) -> bool:
         """Inside the source of a code cell (what the reader types), not its output."""
@@ -162,6 +172,8 @@ def find_problems(html: str) -> list[str]:
             problems.append("error output of a cell: " + _short(text))
         elif "stderr" in classes and ERROR_NAME.search(text):
             problems.append("stderr reports an error: " + _short(text))
+        elif "stderr" in classes:
+            problems.append("a stderr box (a warning or a progress bar) in a cell output: " + _short(text))
         elif ERROR_NAME.search(text) and re.search(r"^\s*\w*(?:Error|Exception)\b.*:", text, re.M):
             problems.append("cell output shows an exception: " + _short(text))
     # Keep the order, drop repeats (a traceback text is also inside its error output).
