@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minclip_unlearn.nullspace import hard_projector, orth, soft_projector
+from minclip_unlearn.nullspace import (gram, hard_projector, kept_fraction, orth, orth_gram, projector_from_basis,
+                                      removed_basis, retain_gram, soft_projector)
 
 alphas = st.floats(0.0, 1.0)
 
@@ -140,6 +141,83 @@ def test_orth_energy_keeps_the_fewest_leading_directions():
     assert orth(torch.zeros(5, 3)).shape == (5, 0)
 
 
+@st.composite
+def gram_problems(draw, max_d: int = 20):
+    """(F (d, k_f), R (d, k_r), rho): R may exceed d columns, F may lie partly in R's span."""
+    d = draw(st.integers(3, max_d))
+    k_f = draw(st.integers(1, min(4, d - 1)))
+    k_r = draw(st.integers(0, 2 * d))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    R = torch.from_numpy(rng.standard_normal((d, k_r)))
+    F = torch.from_numpy(rng.standard_normal((d, k_f)))
+    if k_r and draw(st.booleans()):  # forget directions mostly inside the retain span
+        F = R @ torch.from_numpy(rng.standard_normal((k_r, k_f))) / k_r**0.5 + 0.1 * F
+    rho = draw(st.sampled_from([1.0, 0.99, 0.9, 0.6]))
+    return F, R, rho
+
+
+def same_span(U: torch.Tensor, V: torch.Tensor) -> bool:
+    """Two orthonormal bases span the same subspace (their projectors agree)."""
+    return U.shape == V.shape and torch.allclose(U @ U.T, V @ V.T, atol=1e-8)
+
+
+@settings(max_examples=80, deadline=None)
+@given(gram_problems(), alphas)
+def test_gram_path_matches_the_direct_projector(FRr, alpha):
+    F, R, rho = FRr
+    direct = hard_projector(F, R, alpha=alpha, rho=rho)
+    via_gram = hard_projector(F, alpha=alpha, rho=rho, retain_gram=gram(R))
+    assert torch.allclose(via_gram, direct, atol=1e-8)
+    assert torch.allclose(hard_projector(F, R, alpha, rho), direct, atol=0)  # positional call unchanged
+
+
+@settings(max_examples=80, deadline=None)
+@given(gram_problems())
+def test_retain_gram_from_all_cells_matches_the_direct_gram(FRr):
+    F, R, rho = FRr
+    rng = np.random.default_rng(F.shape[0])
+    cols = torch.cat([F, R], dim=1)[:, torch.from_numpy(rng.permutation(F.shape[1] + R.shape[1]))]
+    G_all = gram(cols)  # computed once for every cell, in any order
+    G_R = retain_gram(G_all, F, R)
+    scale = max(1.0, float(torch.linalg.matrix_norm(G_all)))
+    assert torch.allclose(G_R, gram(R), atol=1e-12 * scale) and torch.equal(G_R, G_R.T)
+    U = removed_basis(F, rho=rho, retain_gram=G_R)
+    assert same_span(U, removed_basis(F, R, rho=rho))
+
+
+@settings(max_examples=60, deadline=None)
+@given(gram_problems(), alphas)
+def test_kept_fraction_from_the_basis_matches_the_dense_product(FRr, alpha):
+    F, R, rho = FRr
+    U = removed_basis(F, R, rho=rho)
+    P = projector_from_basis(U, alpha)
+    assert torch.allclose(U.T @ U, torch.eye(U.shape[1], dtype=U.dtype), atol=1e-10)
+    for A in (F, R) if R.shape[1] else (F,):
+        dense = float((P @ A).norm() / A.norm())
+        assert abs(kept_fraction(U, alpha, A=A) - dense) < 1e-10
+        assert abs(kept_fraction(U, alpha, gram=gram(A)) - dense) < 1e-6  # sqrt of a difference: 1e-12 -> 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(gram_problems())
+def test_orth_gram_spans_what_orth_spans(FRr):
+    _, R, rho = FRr
+    if R.shape[1]:
+        assert same_span(orth_gram(gram(R), energy=rho), orth(R, energy=rho))
+
+
+def test_retain_gram_falls_back_when_the_forget_part_dominates():
+    """G - F F^T with ||F||^2 >> ||R||^2 cancels digits: with R it computes R R^T directly, without R it says so."""
+    g = torch.Generator().manual_seed(0)
+    F, R = 1e4 * torch.randn(16, 3, generator=g, dtype=torch.float64), torch.randn(16, 5, generator=g, dtype=torch.float64)
+    G_all = gram(torch.cat([F, R], dim=1))
+    assert torch.equal(retain_gram(G_all, F, R), gram(R))
+    with pytest.raises(ValueError, match="pass R"):
+        retain_gram(G_all, F)
+    U = removed_basis(F, rho=1.0, retain_gram=retain_gram(G_all, F, R))
+    assert same_span(U, removed_basis(F, R, rho=1.0))
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -151,6 +229,11 @@ def test_orth_energy_keeps_the_fewest_leading_directions():
         (lambda: soft_projector(torch.randn(8, 2), lam=-1.0), "lam"),
         (lambda: orth(torch.randn(8, 2), energy=0.0), "energy"),
         (lambda: hard_projector(torch.full((8, 2), float("nan"))), "NaN"),
+        (lambda: hard_projector(torch.randn(8, 2), retain_gram=torch.randn(9, 9)), "dimension"),
+        (lambda: hard_projector(torch.randn(8, 2), retain_gram=torch.randn(8, 3)), "square"),
+        (lambda: retain_gram(torch.eye(8), torch.randn(9, 2)), "rows"),
+        (lambda: projector_from_basis(torch.zeros(8, 0), alpha=2.0), "alpha"),
+        (lambda: kept_fraction(torch.zeros(8, 0)), "Gram"),
     ],
 )
 def test_bad_input_gives_one_clear_error(call, message):
