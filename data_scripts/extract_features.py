@@ -30,7 +30,10 @@ if __package__ in (None, ""):
 
 import minclip_unlearn  # noqa: E402
 from data_scripts import _layout as L  # noqa: E402
-from minclip_unlearn.datasets import FEATURES_FILE, META_FILE, CacheMismatch, cache_dir, check_meta, pretrained_tag  # noqa: E402
+from minclip_unlearn.datasets import (  # noqa: E402
+    FEATURES_FILE, META_FILE, CacheCorrupt, CacheMismatch, cache_dir, check_features, check_meta, pretrained_sha256,
+    pretrained_tag)
+from minclip_unlearn.paradigms import grid_for  # noqa: E402
 
 FORMAT = 1
 
@@ -102,6 +105,29 @@ def entries_digest(entries: list[L.Entry]) -> str:
     return hashlib.sha256("\n".join(f"{e.path} {e.label} {e.domain} {e.split}" for e in entries).encode()).hexdigest()
 
 
+def chunk_problem(feats, n_rows: int, dim: int | None) -> str | None:
+    """Why a chunk's features are unusable (wrong type, row count, width, NaN/inf), or None if they are fine."""
+    if not isinstance(feats, torch.Tensor) or feats.ndim != 2:
+        return f"not an (N, D) tensor ({getattr(feats, 'shape', type(feats).__name__)})"
+    if feats.shape[0] != n_rows:
+        return f"{feats.shape[0]} rows for {n_rows} images"
+    if dim is not None and feats.shape[1] != dim:
+        return f"{feats.shape[1]}-d features, the other chunks are {dim}-d"
+    if not torch.isfinite(feats).all():
+        return f"{int((~torch.isfinite(feats).all(dim=1)).sum())} row(s) hold NaN or inf"
+    return None
+
+
+def _read_chunk(file: Path, n_rows: int, dim: int | None) -> tuple[torch.Tensor | None, str | None]:
+    """A saved chunk -> (features, None) if it is whole and valid, else (None, why)."""
+    try:
+        feats = torch.load(file, weights_only=True)
+    except Exception as e:  # truncated or not a torch file
+        return None, f"unreadable ({type(e).__name__})"
+    why = chunk_problem(feats, n_rows, dim)
+    return (None, why) if why else (feats, None)
+
+
 def _save(obj, path: Path) -> None:
     """torch.save to a temporary name, then rename: a file is either whole or absent."""
     tmp = path.with_name(path.name + ".part")
@@ -125,6 +151,7 @@ def extract(model, preprocess, image_root: Path, entries: list[L.Entry], out: Pa
     """
     out = Path(out)
     meta = {"format": FORMAT, **meta, "pretrained_tag": pretrained_tag(meta.get("pretrained")),
+            "pretrained_sha256": pretrained_sha256(meta.get("pretrained")),
             "features": "pre-projection: model.visual(x) with visual.proj set to None", "dtype": "float16",
             "preprocess": preprocess_info(model, preprocess), "n_images": len(entries), "image_root": str(image_root),
             "entries_sha256": entries_digest(entries), "chunk_size": chunk_size, "device": device,
@@ -140,8 +167,13 @@ def extract(model, preprocess, image_root: Path, entries: list[L.Entry], out: Pa
             raise CacheMismatch(f"the cache {out} was made with another {', '.join(differ)}; pass --overwrite to "
                                 "replace it, or another --out")
         if old.get("complete"):
-            print(f"{out}: already complete ({old['n_images']} images)")
-            return out
+            try:
+                blob = torch.load(out / FEATURES_FILE, map_location="cpu", weights_only=True)
+                check_features(blob, out / FEATURES_FILE, old, grid_for(meta["dataset"]))
+                print(f"{out}: already complete ({old['n_images']} images)")
+                return out
+            except Exception as e:  # missing, truncated or invalid: encode it again
+                print(f"{out / FEATURES_FILE} is damaged ({str(e).split(';')[0][:200]}); encoding the cache again")
     elif out.exists() and overwrite:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,20 +181,38 @@ def extract(model, preprocess, image_root: Path, entries: list[L.Entry], out: Pa
     chunks, start = out / "chunks", time.time()
     chunks.mkdir(exist_ok=True)
     n_chunks = -(-len(entries) // chunk_size)
-    done = [k for k in range(n_chunks) if (chunks / f"{k:05d}.pt").is_file()]
+    part = lambda k: entries[k * chunk_size:(k + 1) * chunk_size]  # noqa: E731
+    done, dim = {}, None
+    for k in range(n_chunks):  # a resume re-reads every saved chunk; a bad one is encoded again
+        file = chunks / f"{k:05d}.pt"
+        if file.is_file():
+            feats, why = _read_chunk(file, len(part(k)), dim)
+            if why:
+                print(f"{file}: {why}; encoding it again")
+                file.unlink()
+            else:
+                done[k], dim = feats, feats.shape[1]
     if done:
         print(f"resuming: {len(done)} of {n_chunks} chunks already encoded")
-    with tqdm(total=len(entries), initial=sum(len(entries[k * chunk_size:(k + 1) * chunk_size]) for k in done),
+    with tqdm(total=len(entries), initial=sum(len(part(k)) for k in done),
               unit="img", desc=f"encoding {meta['dataset']}", disable=not progress) as bar:
         for k in sorted(set(range(n_chunks)) - set(done)):
-            part = entries[k * chunk_size:(k + 1) * chunk_size]
-            feats = encode_paths(model, preprocess, [image_root / e.path for e in part], batch_size, device, workers,
-                                 bar=bar)
-            _save(feats.half(), chunks / f"{k:05d}.pt")
-    feats = torch.cat([torch.load(chunks / f"{k:05d}.pt", weights_only=True) for k in range(n_chunks)])
-    _save({"features": feats, "labels": torch.tensor([e.label for e in entries], dtype=torch.int16),
-           "domains": torch.tensor([e.domain for e in entries], dtype=torch.int8),
-           "paths": [e.path for e in entries], "splits": [e.split for e in entries]}, out / FEATURES_FILE)
+            paths = [e.path for e in part(k)]
+            feats = encode_paths(model, preprocess, [image_root / p for p in paths], batch_size, device, workers,
+                                 bar=bar).half()
+            if why := chunk_problem(feats, len(paths), dim):  # float16 can overflow to inf
+                bad = [p for p, ok in zip(paths, torch.isfinite(feats).all(dim=1).tolist()) if not ok][:3] \
+                    if feats.ndim == 2 and len(feats) == len(paths) else []
+                raise CacheCorrupt(f"chunk {k} of {out}: {why}" + (f" (e.g. {', '.join(bad)})" if bad else "")
+                                   + "; nothing was saved for it: check those images and the model's weights")
+            _save(feats, chunks / f"{k:05d}.pt")
+            done[k], dim = feats, feats.shape[1]
+    feats = torch.cat([done[k] for k in range(n_chunks)]) if n_chunks else torch.zeros(0, 0, dtype=torch.float16)
+    blob = {"features": feats, "labels": torch.tensor([e.label for e in entries], dtype=torch.int16),
+            "domains": torch.tensor([e.domain for e in entries], dtype=torch.int8),
+            "paths": [e.path for e in entries], "splits": [e.split for e in entries]}
+    check_features(blob, out / FEATURES_FILE, meta, grid_for(meta["dataset"]))
+    _save(blob, out / FEATURES_FILE)
     _write_meta({**meta, "dim": int(feats.shape[1]) if len(feats) else None, "complete": True,
                  "seconds": round(time.time() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, out)
     shutil.rmtree(chunks)
@@ -227,12 +277,27 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache in the same folder")
     a = p.parse_args(argv)
+    if a.per_class and a.dataset != "domainnet":
+        p.error("--per-class applies to domainnet only")
+    for name in ("batch_size", "chunk_size", "workers", "threads", "per_class"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        return run(a)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (CacheMismatch, CacheCorrupt, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(a: argparse.Namespace) -> int:
+    """Extract the features the parsed arguments ask for."""
     if a.threads:
         torch.set_num_threads(a.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     pretrained = resolve_pretrained(a.model, a.pretrained)
-    if a.per_class and a.dataset != "domainnet":
-        p.error("--per-class applies to domainnet only")
     image_root, entries = dataset_entries(a.dataset, a.root, a.domains, a.per_class, a.seed)
     out = cache_dir(a.out, a.dataset, a.model, pretrained)
     print(f"{a.dataset}: {len(entries)} images -> {out} ({a.model}, {pretrained or 'random init'}, {device})")
@@ -240,12 +305,8 @@ def main(argv=None) -> int:
     subset = {"domains": a.domains, "per_class": a.per_class, "seed": a.seed} if a.domains or a.per_class else None
     meta = {"dataset": a.dataset, "model": a.model, "pretrained": pretrained, "subset": subset,
             "init_seed": a.seed if pretrained is None else None}
-    try:
-        extract(model, preprocess, image_root, entries, out, meta, batch_size=a.batch_size, chunk_size=a.chunk_size,
-                device=device, workers=a.workers, overwrite=a.overwrite)
-    except CacheMismatch as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    extract(model, preprocess, image_root, entries, out, meta, batch_size=a.batch_size, chunk_size=a.chunk_size,
+            device=device, workers=a.workers, overwrite=a.overwrite)
     print(f"done: {out}")
     return 0
 

@@ -34,12 +34,46 @@ def _local_help(name: str, tag: str) -> str:
     )
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def checkpoint_error(path, name: str, e: BaseException) -> ValueError:
+    """A failure to load the checkpoint file path as architecture name -> one clear ValueError saying what to do."""
+    if isinstance(e, RuntimeError) and ("state_dict" in str(e) or "size mismatch" in str(e)) or isinstance(
+            e, AssertionError):
+        why = "does not fit architecture"
+        hint = "is it a checkpoint of another model? Pass --model / name the architecture it was saved from"
+    else:
+        why = "cannot be read as a checkpoint of"
+        hint = ("it is empty, truncated, or not a PyTorch file: pass a state_dict saved with "
+                "torch.save(model.state_dict(), path), e.g. the .pt that `forget` writes")
+    return ValueError(f"checkpoint {str(path)!r} {why} {name!r} ({hint}): {_first_line(e)}")
+
+
+def _load_toy(pretrained, device: str):
+    """The ToyWorld CLIP (None: the cached/shipped one) with load errors of a given file as one ValueError."""
+    from .toyworld import load_toy_clip
+
+    if pretrained is not None and not Path(pretrained).is_file():
+        raise ValueError(f"no toy CLIP checkpoint at {str(pretrained)!r} (not a file); omit the path to use the "
+                         "package's toy CLIP")
+    try:
+        return load_toy_clip(pretrained, device=device)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:
+        if pretrained is None:
+            raise
+        raise checkpoint_error(pretrained, TOY_NAME, e) from e
+
+
 def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: str = "cpu", fetch_timeout: float = 10.0):
     """Architecture name + (None | tag | path) -> (model in eval mode, preprocess, tokenizer)."""
     if name == TOY_NAME:
-        from .toyworld import load_toy_clip
-
-        model, preprocess, tokenizer = load_toy_clip(pretrained, device=device)
+        model, preprocess, tokenizer = _load_toy(pretrained, device)
         model.minclip_source = {"model": name, "pretrained": str(pretrained) if pretrained else "toyworld"}
         return model, preprocess, tokenizer
     _check_name(name)
@@ -53,12 +87,13 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=str(pretrained) if pretrained is not None else None, device=device
         )
-    except (RuntimeError, AssertionError, KeyError, OSError) as e:
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # a file: unpickling, EOF, zip, key or shape errors; a tag: no network
         if is_file:
-            raise ValueError(
-                f"checkpoint {str(pretrained)!r} does not fit architecture {name!r} "
-                f"(is it a checkpoint of another model?): {str(e).splitlines()[0][:300]}"
-            ) from e
+            raise checkpoint_error(pretrained, name, e) from e
+        if not isinstance(e, (RuntimeError, AssertionError, KeyError, OSError)):
+            raise
         raise RuntimeError(_local_help(name, str(pretrained))) from e
     finally:
         socket.setdefaulttimeout(old_timeout)
