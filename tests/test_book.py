@@ -291,3 +291,149 @@ def test_browser_check_page_list_and_screenshot_choice(tmp_path):
     assert check.chapter_for_screenshot(tmp_path, pages) == Path("book/intro.html")
     (tmp_path / "_sources" / "book" / "ch1.ipynb").write_text("{}")
     assert check.chapter_for_screenshot(tmp_path, pages) == Path("book/ch1.html")
+
+
+# ------------------------------------------------------------------ numbers in prose come from outputs
+def chapters() -> list[Path]:
+    """The numbered chapter notebooks, book/NN_*.ipynb."""
+    return [p for p in notebooks() if p.parent == BOOK and re.match(r"\d\d_", p.name)]
+
+
+# What prose may strip before its numbers are read: code, glued values, link targets, labels.
+NOT_PROSE = [
+    re.compile(r"^(`{3,}|~{3,})(?!\{)[^\n]*\n.*?^\1[ \t]*$", re.M | re.S),  # fenced code (not a directive)
+    re.compile(r"\{glue(?::\w+)?\}`[^`]*`"),  # a glued value: computed by the chapter
+    re.compile(r"``.*?``|`[^`\n]*`"),  # inline code
+    re.compile(r"\]\([^)\s]*\)|https?://\S+"),  # link targets
+    re.compile(r"^:\w+:.*$", re.M),  # directive options (:label:, :class:)
+    re.compile(r"<!--.*?-->", re.S),
+]
+# A figure a run measures: a decimal, a percentage, or a count hedged with "about".
+FIGURE = re.compile(
+    r"(?<![\w.\\^_{])(?:\d*\.\d+(?:\s*%)?|\d+\s*%|(?:about|around|roughly|approximately|nearly)\s+\d+(?:\.\d+)?)(?![\w.])"
+)
+# Constants prose may state by hand, each with its reason. A pattern removes the matched text
+# before figures are read, so a measured number next to a constant is still caught.
+CONSTANTS = [
+    (r"\\(?:alpha|beta|gamma|lambda|mu|rho|tau|kappa)\s*=\s*\d*\.?\d+", "a setting written as math, e.g. $\\rho = 0.99$"),
+    (r"\\\{\s*\d*\.?\d+(?:\s*,\s*\d*\.?\d+)*\s*\\\}", "a grid of candidate settings, $\\{0.99, 0.95, ...\\}$"),
+    (r"default(?:\s+\w+){0,3}\s+0\.99|0\.99\s+default", "the package default rho, 0.99"),
+    (r"99\s*%\s+of\s+(?:the\s+)?(?:the\s+)?(?:retain\s+directions'\s+|squared\s+singular-value\s+|their\s+)?energy", "what rho = 0.99 means"),
+    (r"1/\d+\s*\\approx\s*0\.\d+", "chance written as a fraction"),
+    (r"chance\s*\(\s*50\s*%\s*\)", "chance for a two-class reader"),
+    (r"0\s*%\s*(?:forget accuracy\s*)?(?:by construction|within its label set)", "prompt removal, by construction"),
+    (r"0\.2\s*[–-]\s*0\.35", "the published cosine of matching pairs in pretrained CLIP (cited)"),
+    (r"70\s*[–-]\s*100\s*%", "a synthesis setting (crop size)"),
+    (r"learning rate\s+0\.\d+|\\beta\s*=\s*0\.05", "a synthesis setting"),
+    (r"\\cos\(f,\s*r\)\s*=\s*0\.6|60\s*%\s+of\s+\$f\$|80\s*%\s+of its length", "chapter 2's constructed 3-d example"),
+    (r"about\s+(?:150|400)\s+M\s+parameters", "ViT-B/32's published size"),
+]
+
+
+def prose_figures(text: str) -> list[str]:
+    """The measured-looking numbers of a markdown text that are neither glued nor constants."""
+    for pattern in NOT_PROSE:
+        text = pattern.sub(" ", text)
+    for pattern, _reason in CONSTANTS:
+        text = re.sub(pattern, " ", text, flags=re.I)
+    return [" ".join(m.group(0).split()) for m in FIGURE.finditer(text)]
+
+
+def test_prose_figures_catch_measured_numbers_and_pass_constants():
+    assert prose_figures("forget accuracy drops to 0.31, about 12 points, 28 % of it") == ["0.31", "about 12", "28 %"]
+    assert prose_figures("the rule picks {glue:text}`rho:.2f` and keeps `rho=0.8` in code") == []
+    assert prose_figures("the default $\\rho = 0.99$ keeps 99% of their energy; chance is $1/7\\approx 0.14$") == []
+    assert prose_figures("~~~python\nedit(rho=0.95)\n~~~\nthen 0.95 of it") == ["0.95"]
+    assert prose_figures("7 classes, 4 domains, $d = 512$, 345 x 6 cells, chapter 5, 2025") == []
+    assert prose_figures("the soft form ($\\lambda = 10$) loses 3.5 %") == ["3.5 %"]
+
+
+def test_chapter_prose_quotes_no_figure_by_hand():
+    """Every number a chapter's markdown quotes from a run comes from that run, through glue."""
+    found = []
+    for path in chapters():
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "markdown":
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                found += [f"{rel(path)} cell {i}: {f}" for f in prose_figures(source)]
+    assert not found, (
+        "glue these from an output (from myst_nb import glue; glue('name', value, display=False); "
+        "{glue:text}`name:.2f`), or add a constant to CONSTANTS with its reason:\n" + "\n".join(found)
+    )
+
+
+# ------------------------------------------------------------------ the Colab install cell
+COLAB_CELL = """\
+# On Colab, or wherever the package is missing, install it; elsewhere this does nothing.
+import importlib
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("minclip_unlearn") is None:
+    repo = "git+https://github.com/minclip-unlearn/minclip_unlearn"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    importlib.invalidate_caches()"""
+
+
+def test_every_chapter_opens_with_the_hidden_install_cell():
+    wrong = []
+    for path in chapters():
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        first = next(c for c in cells if c["cell_type"] == "code")
+        source = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
+        if source != COLAB_CELL or "remove-cell" not in first.get("metadata", {}).get("tags", []):
+            wrong.append(rel(path))
+        if cells[0] is not first:
+            wrong.append(f"{rel(path)}: the install cell must be the notebook's first cell")
+    assert not wrong, "the first cell must be tests/test_book.py's COLAB_CELL, tagged remove-cell:\n" + "\n".join(wrong)
+
+
+def run_install_cell(monkeypatch, importable: bool) -> list[list[str]]:
+    """Execute COLAB_CELL with pip replaced by a recorder; returns the commands it would run."""
+    import subprocess
+
+    calls = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec",
+        lambda name, *a: (real_find_spec(name, *a) if importable else None) if name == "minclip_unlearn" else real_find_spec(name, *a),
+    )
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    exec(compile(COLAB_CELL, "colab_cell", "exec"), {})
+    return calls
+
+
+def test_install_cell_does_nothing_where_the_package_is_importable(monkeypatch):
+    assert importlib.util.find_spec("minclip_unlearn") is not None
+    assert run_install_cell(monkeypatch, importable=True) == []
+
+
+def test_install_cell_installs_the_repository_where_the_package_is_missing(monkeypatch):
+    import sys
+
+    calls = run_install_cell(monkeypatch, importable=False)
+    assert len(calls) == 1
+    cmd, kwargs = calls[0]
+    assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
+    assert cmd[-1] == "git+" + yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert kwargs == {"check": True}
+
+
+# ------------------------------------------------------------------ Binder
+def test_binder_installs_the_same_environment_and_then_the_package():
+    """repo2docker installs binder/environment.yml before the repository is copied, so `-e .`
+    must not be there; binder/postBuild installs the package afterwards."""
+    def pip_list(path: Path) -> list[str]:
+        env = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+
+    root, binder = pip_list(ROOT / "environment.yml"), pip_list(ROOT / "binder" / "environment.yml")
+    assert [r for r in root if not r.startswith("-e")] == [r for r in binder if not r.startswith("--")]
+    assert not any(r.startswith("-e") for r in binder)
+    env = yaml.safe_load((ROOT / "binder" / "environment.yml").read_text(encoding="utf-8"))
+    assert any(re.fullmatch(r"python=3\.\d+", str(d)) for d in env["dependencies"]), "repo2docker needs an exact python"
+    post = ROOT / "binder" / "postBuild"
+    assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    assert re.search(r"^python -m pip install --no-deps -e \.$", post.read_text(encoding="utf-8"), re.M)
