@@ -8,13 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import open_clip
 import torch
 import torch.nn.functional as Fn
 from tqdm.auto import tqdm
+
+from .cache import atomic_torch_save, cache_dir as _cache_root
+
+ANNOUNCE_SECONDS = 60.0  # a synthesis expected to take longer prints its plan and cost first
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,12 @@ def pixel_stats(model, device: torch.device | str = "cpu") -> tuple[torch.Tensor
                  for k, v in (("mean", open_clip.OPENAI_DATASET_MEAN), ("std", open_clip.OPENAI_DATASET_STD)))
 
 
-def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisConfig(), progress: bool = True):
-    """(k, d) target directions -> ((k, n, d) normalised prototypes, (steps,) mean cosine, (k*n, 3, H, W) images)."""
+def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisConfig(), progress: bool = True,
+               on_first_step: Callable[[float], None] | None = None):
+    """(k, d) target directions -> ((k, n, d) normalised prototypes, (steps,) mean cosine, (k*n, 3, H, W) images).
+
+    on_first_step, if given, is called with the first Adam step's wall time in seconds (for a cost estimate).
+    """
     size = tuple(model.visual.image_size)
     device = next(model.parameters()).device
     mean, std = pixel_stats(model, device)
@@ -73,7 +83,8 @@ def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisCon
     model.requires_grad_(False)
     history = []
     try:
-        for _ in tqdm(range(cfg.steps), desc=f"synthesising {k * cfg.n} prototypes", disable=not progress):
+        for step in tqdm(range(cfg.steps), desc=f"synthesising {k * cfg.n} prototypes", disable=not progress):
+            start = time.perf_counter()
             x = image()
             h = model.encode_image((augment(x, cfg, gen) - mean) / std)
             cos = Fn.cosine_similarity(h, t, dim=-1)
@@ -82,6 +93,8 @@ def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisCon
             loss.backward()
             opt.step()
             history.append(cos.mean().item())
+            if step == 0 and on_first_step is not None:
+                on_first_step(time.perf_counter() - start)
         with torch.no_grad():
             x = image()
             protos = Fn.normalize(model.encode_image((x - mean) / std).float(), dim=-1)
@@ -93,7 +106,7 @@ def synthesize(model, targets: torch.Tensor, cfg: SynthesisConfig = SynthesisCon
 
 def default_cache_dir() -> Path:
     """$MINCLIP_CACHE/prototypes, default ~/.cache/minclip_unlearn/prototypes."""
-    return Path(os.environ.get("MINCLIP_CACHE") or Path.home() / ".cache" / "minclip_unlearn").expanduser() / "prototypes"
+    return _cache_root("prototypes")
 
 
 def cache_key(model, targets: torch.Tensor, concepts: list[str], cfg: SynthesisConfig) -> str:
@@ -105,37 +118,89 @@ def cache_key(model, targets: torch.Tensor, concepts: list[str], cfg: SynthesisC
     return h.hexdigest()[:20]
 
 
+def _cell_names(grid, cells: torch.Tensor | None = None) -> list[str]:
+    """Grid (C, M), optional (C, M) bool mask -> 'class/domain' of every (selected) cell, row-major."""
+    return [f"{c}/{m}" for i, c in enumerate(grid.classes) for j, m in enumerate(grid.domains)
+            if cells is None or bool(cells[i, j])]
+
+
 def cache_path(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig,
-               cache_dir: str | os.PathLike | None = None) -> Path:
-    """(C, M, d) text directions -> the file grid_prototypes caches their (C, M, n, d) prototypes in."""
-    concepts = [f"{c}/{m}" for c in grid.classes for m in grid.domains]
-    key = cache_key(model, text_dirs.reshape(-1, text_dirs.shape[-1]), concepts, cfg)
+               cache_dir: str | os.PathLike | None = None, cells: torch.Tensor | None = None) -> Path:
+    """(C, M, d) text directions [, (C, M) bool cells] -> the file that caches their prototypes.
+
+    The key covers the model, the (selected) cells' names and targets, and the settings: a mask that selects
+    every cell has the whole grid's key.
+    """
+    targets = text_dirs.reshape(-1, text_dirs.shape[-1]) if cells is None else text_dirs[cells]
+    key = cache_key(model, targets, _cell_names(grid, cells), cfg)
     return Path(cache_dir or default_cache_dir()) / f"{key}.pt"
 
 
+def synthesis_plan(k: int, cfg: SynthesisConfig, step_seconds: float) -> str:
+    """k targets, the measured wall time of one step on one chunk -> a one-line plan with its estimated cost."""
+    chunks = -(-k // cfg.batch)
+    total = step_seconds * cfg.steps * chunks
+    return (f"minclip_unlearn: synthesising {k * cfg.n} prototypes ({k} cells x {cfg.n}) in {chunks} batch(es) "
+            f"of up to {cfg.batch} cells x {cfg.steps} steps; one step took {step_seconds:.2f} s, "
+            f"so about {total / 60:.1f} min ({total / 3600:.2f} h) on this machine")
+
+
 def synthesize_in_chunks(model, targets: torch.Tensor, cfg: SynthesisConfig, progress: bool = True):
-    """(k, d) targets -> ((k, n, d) prototypes, (k*n, 3, H, W) images): chunks of cfg.batch, chunk i seeded cfg.seed + i."""
-    outs = [synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress) for i, chunk in enumerate(targets.split(cfg.batch))]
+    """(k, d) targets -> ((k, n, d) prototypes, (k*n, 3, H, W) images): chunks of cfg.batch, chunk i seeded cfg.seed + i.
+
+    The first step of the first chunk is timed; if the whole run should exceed ANNOUNCE_SECONDS, its plan and
+    estimated cost are printed before the rest runs.
+    """
+    chunks = targets.split(cfg.batch)
+
+    def announce(seconds: float) -> None:
+        if seconds * cfg.steps * len(chunks) > ANNOUNCE_SECONDS:
+            print(synthesis_plan(targets.shape[0], cfg, seconds), flush=True)
+
+    outs = [synthesize(model, chunk, replace(cfg, seed=cfg.seed + i), progress, announce if i == 0 else None)
+            for i, chunk in enumerate(chunks)]
     return torch.cat([o[0] for o in outs]), torch.cat([o[2] for o in outs])
 
 
 def save_atomic(value, path: Path) -> None:
-    """torch.save value to path all at once: a temporary file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.part")
-    torch.save(value, tmp)
-    os.replace(tmp, path)
+    """torch.save value to path all at once (cache.atomic_torch_save)."""
+    atomic_torch_save(path, value)
 
 
 def grid_prototypes(
     model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig = SynthesisConfig(),
-    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+    cache_dir: str | os.PathLike | None = None, progress: bool = True, cells: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(C, M, d) text directions -> (C, M, n, d) prototypes, loaded from or saved to the on-disk cache."""
-    path = cache_path(model, text_dirs, grid, cfg, cache_dir)
+    """(C, M, d) text directions -> (C, M, n, d) prototypes, loaded from or saved to the on-disk cache.
+
+    cells, a (C, M) bool mask, synthesises only those cells (e.g. the forget cells); the other cells are
+    zero (a zero direction adds nothing to a span or a Gram), unless the whole grid is already cached.
+    """
+    full = cache_path(model, text_dirs, grid, cfg, cache_dir)
+    if full.exists():
+        return torch.load(full, weights_only=True)
+    if cells is None:
+        protos = synthesize_in_chunks(model, text_dirs.reshape(-1, text_dirs.shape[-1]), cfg, progress)[0]
+        protos = protos.reshape(*grid.shape, cfg.n, -1)
+        save_atomic(protos, full)
+        return protos
+    cells = _check_cells(cells, grid)
+    path = cache_path(model, text_dirs, grid, cfg, cache_dir, cells)
     if path.exists():
-        return torch.load(path, weights_only=True)
-    protos = synthesize_in_chunks(model, text_dirs.reshape(-1, text_dirs.shape[-1]), cfg, progress)[0]
-    protos = protos.reshape(*grid.shape, cfg.n, -1)
-    save_atomic(protos, path)
+        chosen = torch.load(path, weights_only=True)
+    else:
+        chosen = synthesize_in_chunks(model, text_dirs[cells], cfg, progress)[0] if cells.any() else \
+            text_dirs.new_zeros(0, cfg.n, text_dirs.shape[-1])
+        save_atomic(chosen, path)
+    protos = chosen.new_zeros(*grid.shape, cfg.n, text_dirs.shape[-1])
+    protos[cells] = chosen
     return protos
+
+
+def _check_cells(cells: torch.Tensor, grid) -> torch.Tensor:
+    """A (C, M) bool mask over the grid, or one clear error."""
+    cells = torch.as_tensor(cells)
+    if cells.dtype != torch.bool or tuple(cells.shape) != tuple(grid.shape):
+        raise ValueError(f"cells must be a {tuple(grid.shape)} bool mask over the grid (classes x domains), "
+                         f"got {cells.dtype} {tuple(cells.shape)}")
+    return cells
