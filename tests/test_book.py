@@ -134,6 +134,24 @@ def test_references_bib_has_the_core_entries():
     assert len(BIB_ENTRY.findall(text)) == len(keys), "a key is defined twice in references.bib"
 
 
+def test_no_two_references_render_alike():
+    """The author-year style shows first author and year: two entries sharing both need 2025a/2025b."""
+    text = (BOOK / "references.bib").read_text(encoding="utf-8")
+    seen: dict[tuple[str, str], str] = {}
+    clashes = []
+    for entry in re.split(r"^\s*@", text, flags=re.M)[1:]:
+        key = re.match(r"\w+\s*\{\s*([^,\s]+)", entry)
+        author = re.search(r"\bauthor\s*=\s*\{\s*\{?([^,{}]+)", entry)
+        year = re.search(r"\byear\s*=\s*\{?\s*(\w+)", entry)
+        if not (key and author and year):
+            continue
+        label = (author.group(1).split()[-1].lower() if "," not in author.group(0) else author.group(1).strip().lower(), year.group(1))
+        if label in seen:
+            clashes.append(f"{seen[label]} and {key.group(1)}: {label}")
+        seen[label] = key.group(1)
+    assert not clashes, "these render identically; give the years a/b suffixes:\n" + "\n".join(clashes)
+
+
 def test_every_cited_key_is_in_references_bib():
     keys = bib_keys()
     unknown = []
@@ -299,9 +317,27 @@ def chapters() -> list[Path]:
     return [p for p in notebooks() if p.parent == BOOK and re.match(r"\d\d_", p.name)]
 
 
+FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*(\S*)")
+
+
+def without_code_blocks(text: str) -> str:
+    """Markdown without the lines of fenced code blocks; directives ({exercise}...) keep their body."""
+    kept, stack = [], []  # stack: (fence, is_code) of the open fences
+    for line in text.splitlines():
+        m = FENCE.match(line)
+        if m and stack and m.group(1)[0] == stack[-1][0][0] and len(m.group(1)) >= len(stack[-1][0]) and not m.group(2):
+            stack.pop()
+            continue
+        if m and not (stack and stack[-1][1]):
+            stack.append((m.group(1), not m.group(2).startswith("{")))
+            continue
+        if not (stack and stack[-1][1]):
+            kept.append(line)
+    return "\n".join(kept)
+
+
 # What prose may strip before its numbers are read: code, glued values, link targets, labels.
 NOT_PROSE = [
-    re.compile(r"^(`{3,}|~{3,})(?!\{)[^\n]*\n.*?^\1[ \t]*$", re.M | re.S),  # fenced code (not a directive)
     re.compile(r"\{glue(?::\w+)?\}`[^`]*`"),  # a glued value: computed by the chapter
     re.compile(r"``.*?``|`[^`\n]*`"),  # inline code
     re.compile(r"\]\([^)\s]*\)|https?://\S+"),  # link targets
@@ -310,7 +346,7 @@ NOT_PROSE = [
 ]
 # A figure a run measures: a decimal, a percentage, or a count hedged with "about".
 FIGURE = re.compile(
-    r"(?<![\w.\\^_{])(?:\d*\.\d+(?:\s*%)?|\d+\s*%|(?:about|around|roughly|approximately|nearly)\s+\d+(?:\.\d+)?)(?![\w.])"
+    r"(?<![\w.\\^_{])(?:\d*\.\d+(?:\s*%)?|\d+\s*%|(?:about|around|roughly|approximately|nearly)\s+\d+(?:\.\d+)?)(?!\w|\.\d)"
 )
 # Constants prose may state by hand, each with its reason. A pattern removes the matched text
 # before figures are read, so a measured number next to a constant is still caught.
@@ -321,17 +357,23 @@ CONSTANTS = [
     (r"99\s*%\s+of\s+(?:the\s+)?(?:the\s+)?(?:retain\s+directions'\s+|squared\s+singular-value\s+|their\s+)?energy", "what rho = 0.99 means"),
     (r"1/\d+\s*\\approx\s*0\.\d+", "chance written as a fraction"),
     (r"chance\s*\(\s*50\s*%\s*\)", "chance for a two-class reader"),
-    (r"0\s*%\s*(?:forget accuracy\s*)?(?:by construction|within its label set)", "prompt removal, by construction"),
+    (r"0\s*%\s*(?:forget accuracy\s*)?(?:by construction|within its label set)|the 0\s*% describes",
+     "prompt removal, by construction"),
+    (r"\br\(0\.\d+\)", "the rank a setting of rho keeps, r(0.99)"),
+    (r"\d+\s*%\s+instead of\s+\d+\s*%\s+of the retain energy", "1 - rho for two settings of rho"),
+    (r"probe\s+forget\s+accuracy\s+of\s+95\s*%|a 95\s*% probe", "a hypothetical reading in an exercise"),
     (r"0\.2\s*[–-]\s*0\.35", "the published cosine of matching pairs in pretrained CLIP (cited)"),
     (r"70\s*[–-]\s*100\s*%", "a synthesis setting (crop size)"),
     (r"learning rate\s+0\.\d+|\\beta\s*=\s*0\.05", "a synthesis setting"),
     (r"\\cos\(f,\s*r\)\s*=\s*0\.6|60\s*%\s+of\s+\$f\$|80\s*%\s+of its length", "chapter 2's constructed 3-d example"),
     (r"about\s+(?:150|400)\s+M\s+parameters", "ViT-B/32's published size"),
+    (r"about\s+\d+\s*(?:[–-]\s*\d+\s*)?minutes", "a reading-time estimate"),
 ]
 
 
 def prose_figures(text: str) -> list[str]:
     """The measured-looking numbers of a markdown text that are neither glued nor constants."""
+    text = without_code_blocks(text)
     for pattern in NOT_PROSE:
         text = pattern.sub(" ", text)
     for pattern, _reason in CONSTANTS:
@@ -344,8 +386,11 @@ def test_prose_figures_catch_measured_numbers_and_pass_constants():
     assert prose_figures("the rule picks {glue:text}`rho:.2f` and keeps `rho=0.8` in code") == []
     assert prose_figures("the default $\\rho = 0.99$ keeps 99% of their energy; chance is $1/7\\approx 0.14$") == []
     assert prose_figures("~~~python\nedit(rho=0.95)\n~~~\nthen 0.95 of it") == ["0.95"]
+    assert prose_figures("````{solution} ex\n```python\nx = 0.5\n```\nabout 40 % of it\n````") == ["about 40"]
+    assert prose_figures("```{exercise}\nTry 0.25.\n```\n\n```{solution}\nIt gives 0.5.\n```") == ["0.25", "0.5"]
     assert prose_figures("7 classes, 4 domains, $d = 512$, 345 x 6 cells, chapter 5, 2025") == []
     assert prose_figures("the soft form ($\\lambda = 10$) loses 3.5 %") == ["3.5 %"]
+    assert prose_figures("It ends at 0.42. Then 12 %.") == ["0.42", "12 %"]
 
 
 def test_chapter_prose_quotes_no_figure_by_hand():
