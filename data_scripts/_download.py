@@ -4,13 +4,17 @@ Guarantees, all tested offline against a local HTTP server (tests/test_data_down
 - a download is written to `<dest>.part` and renamed to `<dest>` only once complete and verified;
 - an interrupted download resumes where it stopped (HTTP Range), within one call and across calls;
 - a checksum mismatch deletes the `.part` file and raises: nothing is left where `<dest>` would be;
-- an unreachable host fails within the connect timeout, with a message naming the host.
+- an unreachable host fails within the connect timeout, with a message naming the host;
+- a `.zip` destination must be a zip archive (a web page sent as a file is refused, not kept), and an existing
+  file that no longer verifies is moved aside to `<dest>.bad` and fetched again;
+- extraction caps every member's size and the total by what the archive can plausibly hold (no zip bomb).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -21,6 +25,7 @@ from urllib.parse import urlparse
 import requests
 from tqdm.auto import tqdm
 
+MAX_MEMBER = 256 * 10**6  # bytes: no image or list of these datasets comes close
 CHUNK = 1 << 16  # bytes per read and write (what a dropped connection can lose before a resume)
 TIMEOUT = (10.0, 60.0)  # (connect, read) seconds: a dead host fails fast, a stalled transfer within a minute
 
@@ -60,6 +65,32 @@ def check_file(path: str | os.PathLike, checksum: str | None, progress: bool = F
     return f"{algo}:{got}"
 
 
+def _head(path: Path, n: int = 64) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def zip_problem(path: str | os.PathLike) -> str | None:
+    """None if path is a zip archive, else what it looks like instead (a web page, an empty file, other bytes)."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        return None
+    head = _head(path)
+    if not head:
+        return "an empty file"
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        return "a web page (HTML), not a zip archive"
+    return f"not a zip archive (it starts with {head[:16]!r})"
+
+
+def _check_download(path: Path, checksum: str | None, expect_zip: bool, progress: bool) -> str:
+    """check_file, then (expect_zip) refuse anything that is not a zip; returns the '<algo>:<hex>' found."""
+    found = check_file(path, checksum, progress)
+    if expect_zip and (why := zip_problem(path)):
+        raise DownloadError(f"{path.name} is {why}")
+    return found
+
+
 def _host(url: str) -> str:
     return urlparse(url).netloc or url
 
@@ -75,20 +106,27 @@ def remote_size(url: str, timeout=TIMEOUT) -> int | None:
 
 def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, retries: int = 5,
              timeout=TIMEOUT, backoff: float = 1.0, progress: bool = True,
-             session: requests.Session | None = None) -> Path:
+             session: requests.Session | None = None, expect_zip: bool | None = None) -> Path:
     """Fetch url to dest: resumable (`dest.part` + HTTP Range), verified, then renamed into place.
 
     checksum: 'sha256:<hex>' | 'md5:<hex>' | None (unknown: the sha256 is printed so it can be pinned).
     An existing dest is re-verified, not re-downloaded. A stall or cut connection is retried up to `retries`
     times (waiting backoff * 2**(k-1) seconds), each time resuming from the bytes already on disk; a host that
-    cannot be reached at all is not retried.
+    cannot be reached at all is not retried. expect_zip (default: dest ends in .zip): refuse what is not a zip.
+    An existing dest that does not verify is moved aside to dest.bad and downloaded again.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
+    expect_zip = dest.suffix.lower() == ".zip" if expect_zip is None else expect_zip
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        check_file(dest, checksum, progress)
-        return dest
+        try:
+            _check_download(dest, checksum, expect_zip, progress)
+            return dest
+        except DownloadError as e:
+            bad = dest.with_name(dest.name + ".bad")
+            os.replace(dest, bad)
+            print(f"{e}; moved it aside to {bad.name} and downloading it again from {_host(url)}")
     http = session or requests.Session()
     attempt = 0
     while True:
@@ -136,10 +174,11 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, *, 
             print(f"connection interrupted at {got} bytes ({type(e).__name__}); resuming (retry {attempt}/{retries})")
             time.sleep(backoff * min(2 ** (attempt - 1), 30))
     try:
-        found = check_file(part, checksum, progress)
-    except DownloadError:
+        found = _check_download(part, checksum, expect_zip, progress)
+    except DownloadError as e:
         part.unlink()
-        raise
+        raise DownloadError(f"{url} sent a file that does not verify ({e}); nothing was kept. Check the URL or the mirror "
+                            "(--url / --base-url), or download the file in a browser") from e
     if checksum is None:
         print(f"{dest.name}: no checksum to compare with; it is {found} (note it to check this file next time)")
     os.replace(part, dest)
@@ -159,19 +198,37 @@ def _safe_members(zf: zipfile.ZipFile, names: Iterable[str] | None) -> list[zipf
     return out
 
 
+def check_sizes(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], max_member: int, max_total: int) -> None:
+    """Refuse members larger than max_member bytes, or more than max_total bytes in all (sizes as the zip declares
+    them; zipfile never writes more than a member declares)."""
+    big = next((m for m in members if m.file_size > max_member), None)
+    if big is not None:
+        raise DownloadError(f"{zf.filename}: member {big.filename!r} would be {human(big.file_size)}, more than the "
+                            f"{human(max_member)} any file of this dataset needs; refusing to extract (a damaged or "
+                            "hostile archive?)")
+    total = sum(m.file_size for m in members)
+    if total > max_total:
+        raise DownloadError(f"{zf.filename}: {len(members)} members would take {human(total)}, more than the "
+                            f"{human(max_total)} expected from its size; refusing to extract (a zip bomb?)")
+
+
 def extract(archive: str | os.PathLike, into: str | os.PathLike, members: Iterable[str] | None = None,
-            progress: bool = True) -> Path:
+            progress: bool = True, max_member: int = MAX_MEMBER, max_total: int | None = None) -> Path:
     """Extract a zip (all members, or the listed ones) into a fresh temporary folder inside `into`.
 
     Returns that folder; the caller moves what it needs into place (a rename, so it appears whole) and
     deletes the rest. A failed extraction leaves no half-written tree where the data would go.
+    max_member / max_total: size caps in bytes (default total: 4x the archive + 64 MB; images barely compress).
     """
     into = Path(into)
+    if max_total is None:
+        max_total = 4 * os.path.getsize(archive) + 64 * 10**6
     into.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=into))
     try:
         with zipfile.ZipFile(archive) as zf:
             todo = _safe_members(zf, members)
+            check_sizes(zf, todo, max_member, max_total)
             for info in tqdm(todo, desc=f"extracting {Path(archive).name}", unit="file", disable=not progress):
                 zf.extract(info, tmp)
     except zipfile.BadZipFile as e:
@@ -187,20 +244,40 @@ def copy_files(src_root: Path, dst_root: Path, relpaths: Iterable[str], progress
     """Copy files src_root/rel -> dst_root/rel (new inodes, never links, never moves); returns the count.
 
     Each file is written to a temporary name and renamed, so an interrupted copy leaves no partial file.
-    Files already present with the same size are skipped, so a re-run continues where it stopped.
+    A file already present is kept only if its sha256 matches the source's (a corrupt copy of the same size is
+    replaced), so a re-run continues where it stopped and repairs what differs.
     """
     relpaths = list(relpaths)
     n = 0
     for rel in tqdm(relpaths, desc=f"copying into {dst_root}", unit="file", disable=not progress):
         src, dst = src_root / rel, dst_root / rel
-        if dst.exists() and dst.stat().st_size == src.stat().st_size:
+        if dst.exists() and dst.stat().st_size == src.stat().st_size and file_hash(dst) == file_hash(src):
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".part")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         n += 1
     return n
+
+
+INTERRUPTED = "interrupted; run the same command again to resume"
+
+
+def run_command(command, args) -> int:
+    """Run a data script's command: Ctrl-C prints one line (exit 130), a DownloadError one 'error:' line (exit 2)."""
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return 130
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def human(nbytes: float) -> str:

@@ -125,9 +125,33 @@ def _decode(path: Path) -> str | None:
         return f"{type(e).__name__}: {e}"
 
 
+def _quick_check(path: Path) -> str | None:
+    """None if the file looks like a whole image (non-empty, a valid header, JPEG/PNG end marker present), else why."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as im:  # reads the header only
+            fmt, (w, h) = im.format, im.size
+        if w <= 0 or h <= 0:
+            return f"image header says {w}x{h} pixels"
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 1024))
+            tail = f.read()
+    except Exception as e:  # PIL raises many types for a bad header
+        return f"not a readable image ({type(e).__name__}: {e})"
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        return "truncated JPEG (no end-of-image marker)"
+    if fmt == "PNG" and b"IEND" not in tail:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
 def verify_entries(image_root: Path, entries: list[Entry], classes, domains, decode: bool = True,
                    known_bad=frozenset(), progress: bool = True) -> tuple[list[str], list[str]]:
     """Check every listed image: present, in its class and domain folder, label in range, decodes.
+
+    decode=False (--quick): instead of a full decode, each file's size, image header and end marker are checked.
 
     Returns (problems, notes): a tree is good when problems is empty; each problem names its file.
     """
@@ -145,10 +169,11 @@ def verify_entries(image_root: Path, entries: list[Entry], classes, domains, dec
             problems.append(f"{e.path}: missing (expected at {image_root / e.path})")
         else:
             present.append(e.path)
-    if decode:
+    check, what = (_decode, "decoding images") if decode else (_quick_check, "checking image headers")
+    if present:
         with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-            reasons = pool.map(_decode, (image_root / p for p in present))
-            for p, why in tqdm(zip(present, reasons), total=len(present), desc="decoding images", unit="img",
+            reasons = pool.map(check, (image_root / p for p in present))
+            for p, why in tqdm(zip(present, reasons), total=len(present), desc=what, unit="img",
                                disable=not progress):
                 if why and p in known_bad:
                     notes.append(f"{p}: does not decode ({why}); a known broken file of this release, skipped")

@@ -24,7 +24,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_scripts import _layout as L  # noqa: E402
-from data_scripts._download import DownloadError, copy_files, download, extract, human, remote_size  # noqa: E402
+from data_scripts._download import (  # noqa: E402
+    DownloadError, copy_files, download, extract, human, remote_size, run_command, zip_problem)
 from minclip_unlearn.paradigms import domainnet_classes  # noqa: E402
 
 DOMAINNET_CLASSES = domainnet_classes()
@@ -38,6 +39,7 @@ ARCHIVES = {  # domain -> (path under BASE_URL, md5, approx. size in bytes, imag
     "real": ("real.zip", "dcc47055e8935767784b7162e7c7cca6", 5.9e9, 172_947),
     "sketch": ("sketch.zip", "658d8009644040ff7ce30bb2e820850f", 2.5e9, 69_128),
 }
+MAX_MEMBER = 64 * 10**6  # bytes: the largest DomainNet image is a few MB
 CPU_IMAGES_PER_S = 8  # ViT-B-32 feature extraction on a 2-core CPU (benchmarks/extract_throughput.py)
 LIST_MD5 = {  # the official train/test lists, domainnet/txt/{domain}_{split}.txt
     ("clipart", "train"): "b4349693a7f9c05c53955725c47ed6cb", ("clipart", "test"): "f5ddbcfd657a3acf9d0f7da10db22565",
@@ -81,8 +83,13 @@ def _subset(root: Path, m: str, per_class: int, seed: int) -> None:
 
 def _members(archive: Path, wanted: list[str]) -> list[str]:
     """Listed relative paths -> the zip's member names for them (the zip may put a folder in front)."""
-    with zipfile.ZipFile(archive) as zf:
-        names = set(zf.namelist())
+    if why := zip_problem(archive):
+        raise DownloadError(f"{archive} is {why}: delete it and run the same command again")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = set(zf.namelist())
+    except zipfile.BadZipFile as e:
+        raise DownloadError(f"{archive} is not a valid zip ({e}): delete it and run the same command again") from e
     if not wanted:
         return []
     first = wanted[0]
@@ -95,7 +102,7 @@ def _members(archive: Path, wanted: list[str]) -> list[str]:
 def _install_domain(archive: Path, root: Path, m: str, wanted: list[str] | None) -> None:
     """Extract domain m (every file, or just the wanted relative paths) and move it into root/domainnet/m."""
     members = None if wanted is None else _members(archive, wanted)
-    tmp = extract(archive, root / "domainnet", members)
+    tmp = extract(archive, root / "domainnet", members, max_member=MAX_MEMBER)  # total: at most 4x the archive
     try:
         top = next((d for d in [tmp, *tmp.glob("*"), *tmp.glob("*/*")] if (d / m).is_dir()), None)
         if top is None:
@@ -210,7 +217,7 @@ def main(argv=None) -> int:
         p.error("--per-class must be at least 1")
     cmds = {"download": cmd_download, "adopt": cmd_adopt,
             "verify": lambda a: verify(Path(a.root), a.domains, a.per_class, a.seed, a.quick)}
-    return cmds[a.cmd](a)
+    return run_command(cmds[a.cmd], a)
 
 
 if __name__ == "__main__":

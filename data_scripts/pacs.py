@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make `data_scripts` importable
 
 from data_scripts import _layout as L  # noqa: E402
 from data_scripts._download import (  # noqa: E402
-    DownloadError, check_file, copy_files, download, extract, gdrive_url, human, remote_size)
+    DownloadError, check_file, copy_files, download, extract, gdrive_url, human, remote_size, run_command, zip_problem)
 
 # Dassl.pytorch's pacs.zip (pacs/images/... and pacs/splits/*_kfold.txt: images and official lists in one file).
 URL = gdrive_url("1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE")
@@ -28,6 +28,7 @@ URL = gdrive_url("1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE")
 SHA256 = "0dc9d0176fa27c9b4504e7c2e962aebe6a79ed0c1819b84148786e590f87e102"
 LIST_NAME = "art_painting_train_kfold.txt"  # the file that marks a folder of PACS split lists
 DERIVED = "DERIVED_NOT_OFFICIAL.txt"
+MAX_MEMBER = 16 * 10**6  # bytes: a PACS image is 227x227 (tens of KB); the lists are smaller still
 
 
 def _walk(top: Path, depth: int = 3):
@@ -109,6 +110,10 @@ def cmd_download(a) -> int:
     if a.archive:
         archive = Path(a.archive)
         print(f"using the local archive {archive}")
+        if not archive.is_file():
+            raise DownloadError(f"--archive {archive}: no such file")
+        if why := zip_problem(archive):
+            raise DownloadError(f"--archive {archive} is {why}; download pacs.zip again")
         found = check_file(archive, checksum, progress=True)
         print(f"{archive.name}: {found}" + ("" if checksum else " (not checked: --sha256 none)"))
     else:
@@ -116,12 +121,8 @@ def cmd_download(a) -> int:
         print(f"PACS: {human(size) if size else 'size not announced (roughly 200 MB)'} from {a.url}")
         if checksum is None:
             print("no checksum will be checked (--sha256 none)")
-        try:
-            archive = download(a.url, root / "downloads" / "pacs.zip", checksum)
-        except DownloadError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    tmp = extract(archive, root)
+        archive = download(a.url, root / "downloads" / "pacs.zip", checksum)
+    tmp = extract(archive, root, max_member=MAX_MEMBER)
     try:
         images, splits = locate(tmp)
         install(images, splits, root, move=True)
@@ -168,7 +169,8 @@ def main(argv=None) -> int:
     ad.add_argument("--derive-lists", action="store_true", help="no lists anywhere: derive non-official ones")
     ad.add_argument("--quick", action="store_true", help="verify presence only, do not decode every image")
     a = p.parse_args(argv)
-    return {"download": cmd_download, "verify": lambda a: verify(Path(a.root), a.quick), "adopt": cmd_adopt}[a.cmd](a)
+    cmds = {"download": cmd_download, "verify": lambda a: verify(Path(a.root), a.quick), "adopt": cmd_adopt}
+    return run_command(cmds[a.cmd], a)
 
 
 if __name__ == "__main__":

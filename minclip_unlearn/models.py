@@ -16,12 +16,25 @@ def list_models() -> list[str]:
     return [TOY_NAME] + open_clip.list_models()
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     """Raise a ValueError naming close valid choices if name is not a known architecture."""
     valid = list_models()
     if name not in valid:
         near = [m for m in valid if name.lower().replace("/", "-")[:5] in m.lower()][:10] or valid[:10]
         raise ValueError(f"unknown model {name!r}; e.g. {', '.join(near)} (open_clip.list_models() has all {len(valid)})")
+
+
+def check_pretrained(name: str, pretrained) -> None:
+    """Raise a ValueError unless pretrained is None, an existing file, or (not for 'toy') a tag of name."""
+    check_name(name)
+    if pretrained is None or Path(pretrained).is_file():
+        return
+    if name == TOY_NAME:
+        raise ValueError(f"no toy CLIP checkpoint at {str(pretrained)!r} (not a file); omit the path to use the "
+                         "package's toy CLIP")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if str(pretrained) not in tags:
+        raise ValueError(f"{str(pretrained)!r} is neither a file nor a pretrained tag of {name!r}; tags: {tags or 'none'}")
 
 
 def _local_help(name: str, tag: str) -> str:
@@ -57,9 +70,7 @@ def _load_toy(pretrained, device: str):
     """The ToyWorld CLIP (None: the cached/shipped one) with load errors of a given file as one ValueError."""
     from .toyworld import load_toy_clip
 
-    if pretrained is not None and not Path(pretrained).is_file():
-        raise ValueError(f"no toy CLIP checkpoint at {str(pretrained)!r} (not a file); omit the path to use the "
-                         "package's toy CLIP")
+    check_pretrained(TOY_NAME, pretrained)
     try:
         return load_toy_clip(pretrained, device=device)
     except (KeyboardInterrupt, MemoryError):
@@ -76,11 +87,8 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
         model, preprocess, tokenizer = _load_toy(pretrained, device)
         model.minclip_source = {"model": name, "pretrained": str(pretrained) if pretrained else "toyworld"}
         return model, preprocess, tokenizer
-    _check_name(name)
+    check_pretrained(name, pretrained)
     is_file = pretrained is not None and Path(pretrained).is_file()
-    if pretrained is not None and not is_file and str(pretrained) not in open_clip.list_pretrained_tags_by_model(name):
-        tags = open_clip.list_pretrained_tags_by_model(name)
-        raise ValueError(f"{str(pretrained)!r} is neither a file nor a pretrained tag of {name!r}; tags: {tags or 'none'}")
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(fetch_timeout)  # a fetch that cannot reach its host fails within seconds
     try:
