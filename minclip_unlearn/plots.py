@@ -49,3 +49,51 @@ def curves(x: Sequence[float], series: dict[str, Sequence[float]], source: str, 
     ax.legend()
     ax.grid(alpha=0.3)
     return ax
+
+
+MARKERS = ["o", "s", "^", "*", "d", "P", ">", "v", "<", "X", "h", "p"]
+
+
+def gap_view(img: np.ndarray, txt: np.ndarray):
+    """(N, d) images and (K, d) texts -> a map X -> (n, 2): position along the gap vector, PC 1 of the rest."""
+    from sklearn.decomposition import PCA
+
+    gap = img.mean(0) - txt.mean(0)
+    g_dir = gap / np.linalg.norm(gap)
+
+    def off_gap(X: np.ndarray) -> np.ndarray:
+        return X - np.outer(X @ g_dir, g_dir)
+
+    pc_rest = PCA(n_components=1).fit(off_gap(np.vstack([img, txt])))
+    return lambda X: np.c_[X @ g_dir, pc_rest.transform(off_gap(X))[:, 0]]
+
+
+def modality_gap(img: np.ndarray, img_cls: np.ndarray, txt: np.ndarray, txt_cls: np.ndarray,
+                 classes: Sequence[str], source: str):
+    """Normalised (N, d) image and (K, d) text embeddings with class ids -> a two-panel figure:
+    a PCA of both sets (left) and the same points seen along the gap vector (right)."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2).fit(np.vstack([img, txt]))
+    markers = dict(zip(classes, MARKERS))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    for ax, view in zip(axes, (pca.transform, gap_view(img, txt))):
+        zi, zt = view(img), view(txt)
+        for k, cl in enumerate(classes):
+            ax.scatter(*zi[img_cls == k].T, marker=markers[cl], s=14, color="tab:blue", alpha=0.35, linewidths=0)
+            ax.scatter(*zt[txt_cls == k].T, marker=markers[cl], s=60, color="tab:orange", edgecolors="black",
+                       linewidths=0.5)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], ls="", marker=mk, color="gray", label=cl) for cl, mk in markers.items()]
+    handles += [plt.Line2D([], [], ls="", marker="o", color="tab:blue", label="image embeddings"),
+                plt.Line2D([], [], ls="", marker="o", color="tab:orange", mec="black", label="text embeddings (prompts)")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 9), fontsize=8, frameon=False)
+    ev = pca.explained_variance_ratio_
+    axes[0].set(xlabel=f"PC 1 ({100 * ev[0]:.0f}% of variance)", ylabel=f"PC 2 ({100 * ev[1]:.0f}% of variance)",
+                title="PCA over images and prompts")
+    axes[1].set(xlabel="position along the gap vector (mean image - mean prompt)", ylabel="PC 1 of the rest",
+                title="the same points, seen along the gap vector")
+    for ax in axes:
+        ax.title.set_fontsize(10)
+    fig.suptitle(f"the modality gap: normalised image and text embeddings in 2-D\n{source}", fontsize=10)
+    return fig
