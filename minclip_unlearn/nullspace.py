@@ -141,7 +141,7 @@ def kept_fraction(U: Tensor, alpha: float = 1.0, A: Tensor | None = None, gram: 
         raise ValueError("kept_fraction needs A (d, k) or its Gram A A^T (d, d)")
     G = gram.double()
     total = torch.trace(G)
-    removed = (2 * alpha - alpha**2) * torch.einsum("ir,ij,jr->", U64, G, U64)
+    removed = (2 * alpha - alpha**2) * ((G @ U64) * U64).sum()  # tr(U^T G U)
     return float((total - removed).clamp_min(0).sqrt() / total.sqrt())
 
 
