@@ -1,0 +1,134 @@
+"""What a retain-protected linear edit can remove, known before editing and without data (METHOD.md §4d).
+
+- `interaction_share`: the two-way decomposition X[c, m] = mu + a_c + b_m + i_cm of a (C, M, d) grid of
+  cell vectors, as shares of the variance about the grand mean.
+- `forgettability`: ||(I - Q_R Q_R^T) F|| / ||F||, the fraction of the forget directions' norm that lies
+  outside the protected retain span, with F, R and Q_R built exactly as the edit builds them.
+- `class_evidence_kept`: how much of the forgotten cells' image-side class evidence (their prototypes'
+  zero-shot margin) survives the edit, from the prototypes alone.
+- `auto_rho`: the data-free choice of the energy threshold rho.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+
+from . import edit
+from .nullspace import hard_projector, orth
+
+LOW_FORGETTABILITY = 0.1  # below this share of the forget norm outside the retain span, the edit removes almost nothing
+AUTO_RHOS = (0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # auto_rho tries these, largest first
+AUTO_TARGET = 0.5  # auto_rho: the share of the forget directions' norm (or class evidence) the edit should remove
+CHAPTER = "What a linear edit can forget"
+
+
+def _as_numpy(X) -> np.ndarray:
+    """Tensor or array -> float64 numpy array."""
+    return X.detach().double().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
+
+
+def interaction_share(X) -> dict[str, float]:
+    """(C, M, d) cell vectors -> {"class", "domain", "interaction"}: shares of variance about the grand mean (sum 1)."""
+    X = _as_numpy(X)
+    if X.ndim != 3 or X.shape[0] < 2 or X.shape[1] < 2:
+        raise ValueError(f"X must be a (C, M, d) grid with C >= 2 and M >= 2, got shape {X.shape}")
+    mu = X.mean(axis=(0, 1))
+    a = X.mean(axis=1) - mu  # (C, d) class effects
+    b = X.mean(axis=0) - mu  # (M, d) domain effects
+    i = X - mu - a[:, None, :] - b[None, :, :]
+    total = float(((X - mu) ** 2).sum())
+    if total <= 0:
+        raise ValueError("X has no variance about its grand mean: every cell is the same vector")
+    C, M = X.shape[:2]
+    return {"class": M * float((a**2).sum()) / total, "domain": C * float((b**2).sum()) / total,
+            "interaction": float((i**2).sum()) / total}
+
+
+def forgettability(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
+                   rho: float = 0.99) -> float:
+    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> ||(I - Q_R Q_R^T) F|| / ||F|| in [0, 1]."""
+    F, R = edit.directions(text_dirs, mask.bool(), prototypes)
+    F = F.double()
+    if R.shape[1] == 0:
+        return 1.0
+    Q_R = orth(R.double(), energy=rho)  # the protected span, exactly as hard_projector builds it
+    return float((F - Q_R @ (Q_R.T @ F)).norm() / F.norm())
+
+
+def forgettability_map(text_dirs: torch.Tensor, prototypes: torch.Tensor | None = None,
+                       rho: float = 0.99) -> np.ndarray:
+    """(C, M, d) text, optional (C, M, n, d) prototypes -> (C, M) forgettability of each cell forgotten alone."""
+    C, M = text_dirs.shape[:2]
+    out = np.zeros((C, M))
+    for c in range(C):
+        for m in range(M):
+            mask = torch.zeros(C, M, dtype=torch.bool)
+            mask[c, m] = True
+            out[c, m] = forgettability(text_dirs, mask, prototypes, rho)
+    return out
+
+
+def domain_free_classifier(text_dirs: torch.Tensor) -> torch.Tensor:
+    """(C, M, d) text directions -> (C, d) normalised class embeddings: each class's cells averaged over domains."""
+    return Fn.normalize(Fn.normalize(text_dirs.double(), dim=-1).mean(dim=1), dim=-1)
+
+
+def _margins(V: torch.Tensor, labels: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """(k, d) vectors, (k,) labels, (C, d) classifier -> (k,) cosine margin: own class minus best other class."""
+    cos = Fn.normalize(V, dim=-1) @ classifier.T
+    own = cos.gather(1, labels[:, None]).squeeze(1)
+    other = cos.scatter(1, labels[:, None], -torch.inf).amax(dim=1)
+    return own - other
+
+
+def class_evidence_kept(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
+                        rho: float = 0.99, classifier: torch.Tensor | None = None) -> float:
+    """Share of the forgotten cells' zero-shot class evidence that survives the hard edit, from directions only.
+
+    Evidence: the mean cosine margin (own class minus best other) of the forgotten cells' prototypes (text
+    directions when no prototypes are given) against `classifier` (C, d) (default: `domain_free_classifier`).
+    1 = the edit leaves it untouched, 0 = the margin is gone, < 0 = the cells now read as another class.
+    """
+    mask = mask.bool()
+    F, R = edit.directions(text_dirs, mask, prototypes)
+    P = hard_projector(F.double(), R.double(), rho=rho)
+    cells = (prototypes if prototypes is not None else text_dirs.unsqueeze(2)).double()
+    classifier = domain_free_classifier(text_dirs) if classifier is None else Fn.normalize(classifier.double(), dim=-1)
+    V = cells[mask]  # (k, n, d)
+    labels = torch.nonzero(mask)[:, 0].repeat_interleave(V.shape[1])
+    V = V.reshape(-1, V.shape[-1])
+    before = _margins(V, labels, classifier).mean()
+    if before <= 0:
+        return 0.0  # nothing to remove: the directions do not read as their own class even before the edit
+    return float(_margins(V @ P.T, labels, classifier).mean() / before)
+
+
+def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
+             target: float = AUTO_TARGET, rhos: tuple[float, ...] = AUTO_RHOS, measure: str = "forgettability",
+             classifier: torch.Tensor | None = None) -> float:
+    """The data-free energy threshold: the largest rho in `rhos` whose edit removes at least `target`.
+
+    measure="forgettability": removes = forgettability(rho) (the forget directions' norm outside the
+    protected span); measure="evidence": removes = 1 - class_evidence_kept(rho). When no rho reaches the
+    target, the one that removes most (the smallest rho on a tie).
+    """
+    if measure not in ("forgettability", "evidence"):
+        raise ValueError(f"unknown measure {measure!r}; valid: forgettability, evidence")
+    best, best_removed = None, -np.inf
+    for rho in sorted(rhos, reverse=True):
+        if measure == "forgettability":
+            removed = forgettability(text_dirs, mask, prototypes, rho)
+        else:
+            removed = 1.0 - class_evidence_kept(text_dirs, mask, prototypes, rho, classifier)
+        if removed >= target:
+            return float(rho)
+        if removed >= best_removed:
+            best, best_removed = rho, removed
+    return float(best)
+
+
+def low_forgettability_message(frac: float) -> str:
+    """Forgettability in [0, 1] -> the one-line warning that the edit removes almost nothing."""
+    return (f"the edit removes almost nothing: only {100 * frac:.0f}% of the forget directions lie outside the "
+            f"protected retain span; see the chapter '{CHAPTER}' (lower rho, or use rho='auto')")
