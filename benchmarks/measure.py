@@ -84,6 +84,24 @@ def matmul_rate(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int 
     return 2 * n**3 / median(times)
 
 
+def matmul_side(n: int = 1024, dtype: torch.dtype = torch.float32, reps: int = 4) -> tuple[Callable[[], None], float]:
+    """A bare matmul loop to interleave with a stage as its ceiling -> (fn, FLOPs per call = reps * 2 n^3)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    out = torch.empty(n, n, dtype=dtype)
+
+    def fn() -> None:
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+
+    return fn, reps * 2.0 * n**3
+
+
+def share(stage: list[float], stage_work: float, ceiling: list[float], ceiling_work: float) -> float:
+    """Interleaved times of a stage and its ceiling, and the work (FLOPs, images) of one call of each ->
+    the median over rounds of (stage rate) / (ceiling rate)."""
+    return median([(stage_work / s) / (ceiling_work / c) for s, c in zip(stage, ceiling)])
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of the matmuls, convolutions and attention in one call of fn() (torch.utils.flop_counter)."""
     from torch.utils.flop_counter import FlopCounterMode
