@@ -97,3 +97,31 @@ def modality_gap(img: np.ndarray, img_cls: np.ndarray, txt: np.ndarray, txt_cls:
         ax.title.set_fontsize(10)
     fig.suptitle(f"the modality gap: normalised image and text embeddings in 2-D\n{source}", fontsize=10)
     return fig
+
+
+def method_bars(results, paradigms: dict[str, int], order: Sequence[str], labels: Sequence[str],
+                metrics: dict[str, str], chance: float, source: str):
+    """A (paradigm, method) x metric table of accuracies in [0, 1] -> one panel of grouped bars per
+    paradigm (paradigms: name -> number of forgotten cells); NaN groups are marked n/a."""
+    fig, axes = plt.subplots(1, len(paradigms), figsize=(4 * len(paradigms), 4.4), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    width = 0.8 / len(metrics)
+    for ax, (paradigm, n_cells) in zip(axes[0], paradigms.items()):
+        sub = 100 * results.loc[paradigm].reindex(list(order))
+        x = np.arange(len(order))
+        for k, (metric, color) in enumerate(metrics.items()):
+            xs = x + (k - (len(metrics) - 1) / 2) * width
+            ax.bar(xs, sub[metric], width, color=color, label=metric.replace("_", " "))
+            for xi, v in zip(xs, sub[metric]):
+                if v < 3:  # make a bar at zero visible
+                    ax.text(xi, v + 1, f"{v:.0f}", ha="center", fontsize=7, color=color)
+        for xi, value in zip(x, sub[next(iter(metrics))]):
+            if np.isnan(value):
+                ax.text(xi, 3, "n/a", ha="center", fontsize=9, color="gray")
+        ax.axhline(100 * chance, color="gray", ls="--", lw=1)
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_title(f"{paradigm}: {n_cells} forgotten cells", fontsize=10)
+    axes[0][0].set_ylabel("accuracy on the test split (%)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(metrics), fontsize=9)
+    fig.suptitle(f"Baselines side by side (dashed line: chance)\n{source}", fontsize=10)
+    return fig
