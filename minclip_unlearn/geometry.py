@@ -6,7 +6,8 @@
   outside the protected retain span, with F, R and Q_R built exactly as the edit builds them.
 - `class_evidence_kept`: how much of the forgotten cells' image-side class evidence (their prototypes'
   zero-shot margin) survives the edit, from the prototypes alone.
-- `auto_rho`: the data-free choice of the energy threshold rho.
+- `auto_rho`: the data-free choice of the energy threshold rho (measured in the chapter: the class evidence
+  predicts zero-shot forgetting better than the norm does).
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from .nullspace import hard_projector, orth
 
 LOW_FORGETTABILITY = 0.1  # below this share of the forget norm outside the retain span, the edit removes almost nothing
 AUTO_RHOS = (0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # auto_rho tries these, largest first
-AUTO_TARGET = 0.5  # auto_rho: the share of the forget directions' norm (or class evidence) the edit should remove
+AUTO_TARGET = 1.0  # auto_rho: the share of the forgotten cells' class evidence the edit must remove (1 = all of it)
+AUTO_KEEP = 0.9  # auto_rho: the share of the retained cells' class evidence the edit must keep
+DEFAULT_RHO = 0.99  # the package default, which auto_rho falls back to
 CHAPTER = "What a linear edit can forget"
 
 
@@ -83,49 +86,61 @@ def _margins(V: torch.Tensor, labels: torch.Tensor, classifier: torch.Tensor) ->
 
 
 def class_evidence_kept(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
-                        rho: float = 0.99, classifier: torch.Tensor | None = None) -> float:
-    """Share of the forgotten cells' zero-shot class evidence that survives the hard edit, from directions only.
+                        rho: float = 0.99, classifier: torch.Tensor | None = None, cells: str = "forget") -> float:
+    """Share of the zero-shot class evidence of the forgotten (or retained) cells that survives the hard edit.
 
-    Evidence: the mean cosine margin (own class minus best other) of the forgotten cells' prototypes (text
-    directions when no prototypes are given) against `classifier` (C, d) (default: `domain_free_classifier`).
-    1 = the edit leaves it untouched, 0 = the margin is gone, < 0 = the cells now read as another class.
+    Evidence: the mean cosine margin (own class minus best other class) of the cells' prototypes (their text
+    directions when no prototypes are given) against `classifier` (C, d) (default: `domain_free_classifier`),
+    after the edit divided by before. Data-free. cells="forget": 1 = untouched, 0 = the margin is gone,
+    < 0 = they now read as another class; cells="retain": what the retained cells keep (1 = all).
     """
-    mask = mask.bool()
-    F, R = edit.directions(text_dirs, mask, prototypes)
+    F, R = edit.directions(text_dirs, mask.bool(), prototypes)
     P = hard_projector(F.double(), R.double(), rho=rho)
-    cells = (prototypes if prototypes is not None else text_dirs.unsqueeze(2)).double()
+    return _evidence_kept(P, text_dirs, mask, prototypes, classifier, cells)
+
+
+def _evidence_kept(P: torch.Tensor, text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None,
+                   classifier: torch.Tensor | None, cells: str) -> float:
+    """P (d, d) -> mean margin after / before over the forgotten or retained cells' vectors (class_evidence_kept)."""
+    if cells not in ("forget", "retain"):
+        raise ValueError(f"unknown cells {cells!r}; valid: forget, retain")
+    mask = mask.bool()
+    vectors = (prototypes if prototypes is not None else text_dirs.unsqueeze(2)).double()
     classifier = domain_free_classifier(text_dirs) if classifier is None else Fn.normalize(classifier.double(), dim=-1)
-    V = cells[mask]  # (k, n, d)
-    labels = torch.nonzero(mask)[:, 0].repeat_interleave(V.shape[1])
+    chosen = mask if cells == "forget" else ~mask
+    V = vectors[chosen]  # (k, n, d)
+    labels = torch.nonzero(chosen)[:, 0].repeat_interleave(V.shape[1])
     V = V.reshape(-1, V.shape[-1])
     before = _margins(V, labels, classifier).mean()
     if before <= 0:
-        return 0.0  # nothing to remove: the directions do not read as their own class even before the edit
-    return float(_margins(V @ P.T, labels, classifier).mean() / before)
+        return float("nan")  # no evidence to keep or lose: these directions do not read as their class at all
+    return float(_margins(V @ P.double().T, labels, classifier).mean() / before)
 
 
 def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
-             target: float = AUTO_TARGET, rhos: tuple[float, ...] = AUTO_RHOS, measure: str = "forgettability",
-             classifier: torch.Tensor | None = None) -> float:
-    """The data-free energy threshold: the largest rho in `rhos` whose edit removes at least `target`.
+             target: float = AUTO_TARGET, rhos: tuple[float, ...] = AUTO_RHOS, keep: float = AUTO_KEEP,
+             measure: str = "evidence", classifier: torch.Tensor | None = None) -> float:
+    """The data-free energy threshold: the largest rho in `rhos` whose edit removes `target` and keeps `keep`.
 
-    measure="forgettability": removes = forgettability(rho) (the forget directions' norm outside the
-    protected span); measure="evidence": removes = 1 - class_evidence_kept(rho). When no rho reaches the
-    target, the one that removes most (the smallest rho on a tie).
+    measure="evidence" (default): the forgotten cells lose at least `target` of their class evidence
+    (1 - class_evidence_kept >= target) while the retained cells keep at least `keep` of theirs.
+    measure="forgettability": forgettability(rho) >= target (no retain condition).
+    When no rho qualifies: DEFAULT_RHO (the package default; the edit then warns if it removes little).
+    Cost: at most one hard projector (two SVDs) per rho tried, largest rho first.
     """
     if measure not in ("forgettability", "evidence"):
         raise ValueError(f"unknown measure {measure!r}; valid: forgettability, evidence")
-    best, best_removed = None, -np.inf
+    F, R = edit.directions(text_dirs, mask.bool(), prototypes)
     for rho in sorted(rhos, reverse=True):
         if measure == "forgettability":
-            removed = forgettability(text_dirs, mask, prototypes, rho)
-        else:
-            removed = 1.0 - class_evidence_kept(text_dirs, mask, prototypes, rho, classifier)
-        if removed >= target:
+            if forgettability(text_dirs, mask, prototypes, rho) >= target:
+                return float(rho)
+            continue
+        P = hard_projector(F.double(), R.double(), rho=rho)
+        if (1.0 - _evidence_kept(P, text_dirs, mask, prototypes, classifier, "forget") >= target
+                and _evidence_kept(P, text_dirs, mask, prototypes, classifier, "retain") >= keep):
             return float(rho)
-        if removed >= best_removed:
-            best, best_removed = rho, removed
-    return float(best)
+    return DEFAULT_RHO
 
 
 def low_forgettability_message(frac: float) -> str:

@@ -129,19 +129,34 @@ def test_forgettability_map_is_each_cell_alone():
     assert fmap[1, 1] == pytest.approx(forgettability(T, one_cell(3, 2, 1, 1), rho=0.9))
 
 
-def test_auto_rho_is_the_largest_rho_that_reaches_the_target():
+def test_auto_rho_is_the_largest_rho_that_meets_the_rule():
     rng = np.random.default_rng(4)
-    T = torch.from_numpy(rng.standard_normal((4, 3, 10))) + 3.0  # a shared mean: forgettability grows as rho falls
-    mask = one_cell(4, 3)
+    C, M, d = 4, 3, 24
+    T = torch.from_numpy(rng.standard_normal((C, M, d))) + 2.0  # a shared mean: forgettability grows as rho falls
+    protos = T.unsqueeze(2) + 0.5 * torch.from_numpy(rng.standard_normal((C, M, 2, d)))
+    mask = one_cell(C, M)
     rhos = (0.99, 0.95, 0.9, 0.8, 0.7, 0.5)
-    fg = {r: forgettability(T, mask, rho=r) for r in rhos}
-    for target in (0.2, 0.5, 0.8):
+    fg = {r: forgettability(T, mask, protos, rho=r) for r in rhos}
+    for target in (0.2, 0.5, 0.8, 1.01):
         reached = [r for r in rhos if fg[r] >= target]
-        want = max(reached) if reached else max(rhos, key=lambda r: (fg[r], -r))
-        assert auto_rho(T, mask, target=target, rhos=rhos) == want
-    assert auto_rho(T, mask, target=1.01, rhos=rhos) == max(rhos, key=lambda r: (fg[r], -r))
+        want = max(reached) if reached else geometry.DEFAULT_RHO
+        assert auto_rho(T, mask, protos, target=target, rhos=rhos, measure="forgettability") == want
+    removed = {r: 1 - class_evidence_kept(T, mask, protos, rho=r) for r in rhos}
+    kept = {r: class_evidence_kept(T, mask, protos, rho=r, cells="retain") for r in rhos}
+    for target, keep in ((0.5, 0.9), (1.0, 0.9), (1.0, 0.5), (0.2, 0.99)):
+        ok = [r for r in rhos if removed[r] >= target and kept[r] >= keep]
+        want = max(ok) if ok else geometry.DEFAULT_RHO
+        assert auto_rho(T, mask, protos, target=target, keep=keep, rhos=rhos) == want
     with pytest.raises(ValueError, match="valid: forgettability, evidence"):
         auto_rho(T, mask, measure="norm")
+
+
+def test_retained_evidence_is_kept_when_nothing_is_removed():
+    T, protos = additive_grid(np.random.default_rng(5), n=2)
+    mask = one_cell(5, 3)
+    assert class_evidence_kept(T, mask, protos, rho=1.0, cells="retain") == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ValueError, match="valid: forget, retain"):
+        class_evidence_kept(T, mask, cells="all")
 
 
 def test_low_forgettability_message_says_why_and_where():
