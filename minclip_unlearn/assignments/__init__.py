@@ -10,7 +10,9 @@ On the command line (see ``python -m minclip_unlearn.assignments --help``)::
     python -m minclip_unlearn.assignments release handout/
     python -m minclip_unlearn.assignments grade submissions/ --out grades.csv
 """
-from .checks import PROBE_N_PER_CELL, check_off_target, check_orth, check_probe_attack, check_projector
+from .a1_projector import check_orth, check_projector
+from .a2_probe import PROBE_N_PER_CELL, check_probe_attack
+from .a3_off_target import check_off_target
 from .registry import ASSIGNMENTS, Assignment, identify
 from .results import Check, Result
 
