@@ -7,20 +7,81 @@ import json
 import os
 from pathlib import Path
 
-import torch
+import warnings
+from dataclasses import asdict, dataclass, fields
 
-from . import __version__
+import torch
+import torch.nn.functional as Fn
+
+from . import __version__, geometry
+from .logit_edit import OUTSIDE, logit_projector
 from .models import has_visual_proj
-from .nullspace import hard_projector, soft_projector
+from .nullspace import hard_projector, kept_fraction, orth, projector_from_basis, removed_basis, soft_projector
 from .paradigms import ConceptGrid, validate_mask
 
 MODES = ("multimodal", "text")
-METHODS = ("hard", "soft")
+
+
+@dataclass(frozen=True)
+class Hard:
+    """The retain-protected hard projector I - alpha U U^T (METHOD.md §4a); rho="auto": geometry.auto_rho."""
+
+    alpha: float = 1.0
+    rho: float | str = 0.99
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha (strength) must be in [0, 1], got {self.alpha}")
+        if self.rho != "auto" and not 0.0 < float(self.rho) <= 1.0:
+            raise ValueError(f"rho must be in (0, 1] or 'auto', got {self.rho!r}")
+
+
+@dataclass(frozen=True)
+class Soft:
+    """The soft CCUP closed form (METHOD.md §4b): forget weight lam, retain weight mu."""
+
+    lam: float = 100.0
+    mu: float = 10.0
+
+    def __post_init__(self):
+        if self.lam < 0 or self.mu < 0:
+            raise ValueError(f"lam and mu must be >= 0, got lam={self.lam}, mu={self.mu}")
+
+
+@dataclass(frozen=True)
+class Logit:
+    """The logit-constrained edit (the book's own extension, METHOD.md §4e; see logit_edit.py).
+
+    gamma: forgotten logit -> mean of the other classes' minus gamma of their spread; alpha: strength;
+    rho: energy share of each retained layer whose logits are held; lam / mu: None for hard constraints,
+    else soft weights on the forget targets / held logits; outside: logits off the retained span.
+    """
+
+    gamma: float = 1.0
+    alpha: float = 1.0
+    rho: float = 1.0
+    lam: float | None = None
+    mu: float | None = None
+    outside: str = "free"
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha (strength) must be in [0, 1], got {self.alpha}")
+        if not 0.0 < self.rho <= 1.0:
+            raise ValueError(f"rho must be in (0, 1], got {self.rho}")
+        if (self.lam is not None and self.lam <= 0) or (self.mu is not None and self.mu < 0):
+            raise ValueError(f"lam must be > 0 and mu >= 0 (or None: hard), got lam={self.lam}, mu={self.mu}")
+        if self.outside not in OUTSIDE:
+            raise ValueError(f"unknown outside {self.outside!r}; valid: {', '.join(OUTSIDE)}")
+
+
+SETTINGS = {"hard": Hard, "soft": Soft, "logit": Logit}
+METHODS = tuple(SETTINGS)
 SUPPORTED = "open_clip VisionTransformer CLIPs with a visual.proj matrix (ViT-B-32, ViT-B-16, ViT-L-14, ..., and 'toy')"
 
 
-def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None):
-    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> F (d, k_f), R (d, k_r)."""
+def cell_directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None) -> torch.Tensor:
+    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> (C, M, 1 + n, d) directions of every cell."""
     if text_dirs.ndim != 3 or tuple(text_dirs.shape[:2]) != tuple(mask.shape):
         raise ValueError(f"text directions must be (C, M, d) matching the mask {tuple(mask.shape)}, got {tuple(text_dirs.shape)}")
     cells = text_dirs.unsqueeze(2)  # (C, M, 1, d)
@@ -28,8 +89,32 @@ def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Te
         if prototypes.ndim != 4 or prototypes.shape[:2] != text_dirs.shape[:2] or prototypes.shape[-1] != text_dirs.shape[-1]:
             raise ValueError(f"prototypes must be (C, M, n, d) = {tuple(text_dirs.shape[:2])} x n x {text_dirs.shape[-1]}, got {tuple(prototypes.shape)}")
         cells = torch.cat([cells, prototypes.to(text_dirs.dtype)], dim=2)
+    return cells
+
+
+def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None):
+    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> F (d, k_f), R (d, k_r)."""
+    cells = cell_directions(text_dirs, mask, prototypes)
     d = cells.shape[-1]
     return cells[mask].reshape(-1, d).T, cells[~mask].reshape(-1, d).T
+
+
+def settings_for(method: str = "hard", alpha: float | None = None, rho: float | str | None = None,
+                 lam: float | None = None, mu: float | None = None) -> Hard | Soft | Logit:
+    """A method name and flat keywords (None: the method's default; knobs it has no use for are ignored) -> its settings."""
+    if method not in SETTINGS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    cls = SETTINGS[method]
+    given = {"alpha": alpha, "rho": rho, "lam": lam, "mu": mu}
+    return cls(**{f.name: given[f.name] for f in fields(cls) if given.get(f.name) is not None})
+
+
+def method_name(settings: Hard | Soft | Logit) -> str:
+    """A settings object -> its method's name ('hard', 'soft' or 'logit')."""
+    names = [name for name, cls in SETTINGS.items() if isinstance(settings, cls)]
+    if not names:
+        raise ValueError(f"settings must be one of {', '.join(c.__name__ for c in SETTINGS.values())}, got {settings!r}")
+    return names[0]
 
 
 def projector(
@@ -39,6 +124,9 @@ def projector(
     """F (d, k_f), R (d, k_r) -> P (d, d): the retain-protected hard projector, or the soft CCUP form."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if method == "logit":
+        raise ValueError("method='logit' needs each cell's directions and the class embeddings: use "
+                         "unlearn(..., method='logit', classifier=C) or logit_edit.logit_projector")
     if method == "hard":
         return hard_projector(F, R, alpha=alpha, rho=rho)
     return soft_projector(F, R, lam=lam, mu=mu)
@@ -47,6 +135,18 @@ def projector(
 def kept(P: torch.Tensor, A: torch.Tensor) -> float:
     """P (d, d), A (d, k) -> ||P A|| / ||A||: the fraction of the directions' norm that survives P."""
     return float((P.double() @ A.double()).norm() / A.double().norm())
+
+
+def kept_lowrank(P: torch.Tensor, A: torch.Tensor, Q: torch.Tensor) -> float:
+    """kept(P, A) in O(d^2 r + d r k), for P (d, d) whose P - I has its range in span(Q), Q (d, r) orthonormal.
+
+    P A = A + Q M with M = Q^T (P - I) A, so ||P A||^2 = ||(I - Q Q^T) A||^2 + ||Q^T A + M||^2.
+    """
+    A, Q = A.double(), Q.double()
+    QA = Q.T @ A
+    M = (Q.T @ P.double() - Q.T) @ A
+    outside = (A.norm() ** 2 - QA.norm() ** 2).clamp_min(0)
+    return float((outside + (QA + M).norm() ** 2).sqrt() / A.norm())
 
 
 def apply_projector(model, P: torch.Tensor, record: dict | None = None, inplace: bool = False):
@@ -69,27 +169,75 @@ def apply_projector(model, P: torch.Tensor, record: dict | None = None, inplace:
     return edited
 
 
+def edit_matrix(settings: Hard | Soft | Logit, F: torch.Tensor, R: torch.Tensor, cells: torch.Tensor,
+                mask: torch.Tensor, classifier: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+    """One method's P (d, d) and what the record says about it: rank removed, norm kept of F and R."""
+    if isinstance(settings, Hard):
+        U = removed_basis(F, R, rho=settings.rho)
+        P = projector_from_basis(U, settings.alpha, F.dtype)
+        rank, kept_f, kept_r = (U.shape[1] if settings.alpha > 0 else 0), kept_fraction(U, settings.alpha, F), \
+            kept_fraction(U, settings.alpha, R)
+        forgettable = float((U.T @ F.double()).norm() / F.double().norm())  # = geometry.forgettability
+        if forgettable < geometry.LOW_FORGETTABILITY:
+            warnings.warn(geometry.low_forgettability_message(forgettable), stacklevel=3)
+        return P, {"rank_removed": rank, "forget_norm_kept": kept_f, "retain_norm_kept": kept_r}
+    if isinstance(settings, Soft):
+        P, Q = soft_projector(F, R, lam=settings.lam, mu=settings.mu), orth(F)  # P - I = -lam F F^T A^-1
+    else:
+        if classifier is None:
+            raise ValueError("method='logit' needs classifier=C, the (num_classes, d) class embeddings "
+                             "(prompts.class_embeddings or lab.classifier)")
+        if tuple(classifier.shape) != (cells.shape[0], cells.shape[-1]):
+            raise ValueError(f"classifier must be (num_classes, d) = {(cells.shape[0], cells.shape[-1])}, "
+                             f"got {tuple(classifier.shape)}")
+        T = Fn.normalize(classifier.double(), dim=-1)
+        P = logit_projector(cells.double(), mask, T, settings.gamma, settings.alpha, settings.rho, settings.lam,
+                            settings.mu, settings.outside).to(F.dtype)
+        Q = orth(T.T)  # P - I = sum of class-embedding columns times rows
+    D = Q.T.double() @ (P.double() - torch.eye(P.shape[0], dtype=torch.float64))  # (r, d): P - I = Q D
+    rtol = torch.finfo(P.dtype).eps * P.shape[0]  # P's own round-off is not a removed direction
+    rank = int(torch.linalg.matrix_rank(D, rtol=rtol)) if D.numel() and D.abs().max() > 0 else 0
+    return P, {"rank_removed": rank, "forget_norm_kept": kept_lowrank(P, F, Q), "retain_norm_kept": kept_lowrank(P, R, Q)}
+
+
 def unlearn(
     model, grid: ConceptGrid, mask: torch.Tensor, text_dirs: torch.Tensor, prototypes: torch.Tensor | None = None,
-    mode: str = "multimodal", method: str = "hard", alpha: float = 1.0, rho: float = 0.99,
-    lam: float = 100.0, mu: float = 10.0, inplace: bool = False,
+    mode: str = "multimodal", method: str | None = None, alpha: float | None = None, rho: float | str | None = None,
+    lam: float | None = None, mu: float | None = None, inplace: bool = False, *,
+    classifier: torch.Tensor | None = None, settings: Hard | Soft | Logit | None = None,
 ):
-    """Forget the masked cells of the grid: a new model (by default) whose visual.proj has been projected."""
+    """Forget the masked cells of the grid: a new model (by default) whose visual.proj has been edited.
+
+    method: "hard" (default), "soft" or "logit" (needs classifier (C, d)); its knobs either as flat keywords
+    (alpha, rho, lam, mu; None = the method's default) or as one settings object: Hard, Soft or Logit.
+    """
+    flat = {"alpha": alpha, "rho": rho, "lam": lam, "mu": mu}
+    if settings is None:
+        settings = settings_for(method or "hard", **flat)
+    elif any(v is not None for v in flat.values()) or method not in (None, method_name(settings)):
+        raise ValueError("pass the method's knobs either as settings=... or as flat keywords (method, alpha, rho, "
+                         "lam, mu), not both")
+    method = method_name(settings)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if mode == "multimodal" and prototypes is None:
         raise ValueError("mode='multimodal' needs prototypes (prototypes.grid_prototypes); or use mode='text'")
     mask = validate_mask(grid, mask)
-    F, R = directions(text_dirs, mask, prototypes if mode == "multimodal" else None)
-    P = projector(F, R, method, alpha, rho, lam, mu)
+    used = prototypes if mode == "multimodal" else None
+    cells = cell_directions(text_dirs, mask, used)
+    F, R = directions(text_dirs, mask, used)
+    auto = isinstance(settings, Hard) and settings.rho == "auto"
+    if auto:
+        settings = Hard(settings.alpha, geometry.auto_rho(text_dirs, mask, used))
+    P, measured = edit_matrix(settings, F, R, cells, mask, classifier)
     forgotten = [[c, m] for i, c in enumerate(grid.classes) for j, m in enumerate(grid.domains) if mask[i, j]]
+    knobs = asdict(settings)
     record = {
         "dataset": grid.name, "forgotten": forgotten, "mask": mask.int().tolist(),
         "classes": list(grid.classes), "domains": list(grid.domains),
-        "mode": mode, "method": method, "alpha": alpha, "rho": rho, "lam": lam, "mu": mu,
-        "n_prototypes": 0 if prototypes is None or mode == "text" else int(prototypes.shape[2]),
-        "rank_removed": int(torch.linalg.matrix_rank(torch.eye(P.shape[0], dtype=P.dtype) - P, hermitian=method == "hard")),
-        "forget_norm_kept": kept(P, F), "retain_norm_kept": kept(P, R),
+        "mode": mode, "method": method, **{k: knobs.get(k) for k in ("alpha", "rho", "lam", "mu")},
+        "settings": knobs, "rho_auto": auto,
+        "n_prototypes": 0 if used is None else int(used.shape[2]), **measured,
         "source": dict(getattr(model, "minclip_source", {})), "minclip_unlearn": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

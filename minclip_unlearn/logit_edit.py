@@ -31,6 +31,7 @@ import torch
 from .nullspace import orth
 
 Tensor = torch.Tensor
+OUTSIDE = ("free", "held")  # the logits on what no retained direction spans: unconstrained, or all held
 
 
 @dataclass
@@ -109,7 +110,7 @@ def class_filter(A: Tensor, held: list[int], mu: float | None, tol: float = 1e-9
 
 
 def logit_delta(cells: Tensor, mask: Tensor, classifier: Tensor, gamma: float = 1.0, rho: float = 1.0,
-                lam: float | None = None, mu: float | None = None, tol: float = 1e-6) -> Tensor:
+                lam: float | None = None, mu: float | None = None, outside: str = "free", tol: float = 1e-6) -> Tensor:
     """(C, M, n, d) directions, (C, M) mask, (C, d) class embeddings -> Delta (d, d), the min-norm P - I.
 
     lam / mu: None for hard constraints on the forget targets / held logits, a weight for the soft version.
@@ -131,11 +132,14 @@ def logit_delta(cells: Tensor, mask: Tensor, classifier: Tensor, gamma: float = 
     U = orth(T.T, tol=1e-9)  # (d, p) basis of the class embeddings
     A = U.T @ T.T  # (p, C) class coordinates
     G = torch.zeros(F.shape[1], F.shape[1], dtype=torch.float64)
+    if outside not in OUTSIDE:
+        raise ValueError(f"unknown outside {outside!r}; valid: {', '.join(OUTSIDE)}")
+    outside_held = list(range(C)) if outside == "held" else []
     parts, rest = [], F.clone()
     for layer in layers(cells, mask, rho, tol) + [None]:  # None: what no retained direction spans
         Fl = layer.basis @ (layer.basis.T @ F) if layer is not None else rest
         rest = rest - Fl
-        N = class_filter(A, layer.held if layer is not None else [], mu)
+        N = class_filter(A, layer.held if layer is not None else outside_held, mu)
         G += (Fl.T @ Fl) * (A[:, cls].T @ N @ A[:, cls])
         parts.append((U @ (N @ A[:, cls]), Fl))
     scale = float(((F * F).sum(0) * (T[cls] * T[cls]).sum(1)).max())  # G's diagonal before any filter
@@ -152,10 +156,10 @@ def solve_psd(G: Tensor, b: Tensor, scale: float, lam: float | None = None, tol:
 
 
 def logit_projector(cells: Tensor, mask: Tensor, classifier: Tensor, gamma: float = 1.0, alpha: float = 1.0,
-                    rho: float = 1.0, lam: float | None = None, mu: float | None = None) -> Tensor:
+                    rho: float = 1.0, lam: float | None = None, mu: float | None = None, outside: str = "free") -> Tensor:
     """(C, M, n, d) directions, (C, M) mask, (C, d) class embeddings -> P (d, d) = I + alpha Delta (cells' dtype)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha (strength) must be in [0, 1], got {alpha}")
     d = cells.shape[-1]
-    P = torch.eye(d, dtype=torch.float64) + alpha * logit_delta(cells, mask, classifier, gamma, rho, lam, mu)
+    P = torch.eye(d, dtype=torch.float64) + alpha * logit_delta(cells, mask, classifier, gamma, rho, lam, mu, outside)
     return P.to(cells.dtype)

@@ -4,6 +4,8 @@ import json
 import open_clip
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minclip_unlearn import edit, paradigms, prompts
 from minclip_unlearn.models import load_clip
@@ -134,3 +136,92 @@ def test_resnet_clip_is_refused_with_the_supported_ones():
     model, _, _ = load_clip("RN50")
     with pytest.raises(ValueError, match="no visual.proj; supported: .*ViT-B-32"):
         edit.apply_projector(model, torch.eye(1024))
+
+
+# Settings objects, the logit method, the cheap kept fractions, rho="auto" and the low-forgettability warning.
+
+def test_settings_objects_and_flat_keywords_give_the_same_edit(setup):
+    model, grid, text_dirs, protos = setup
+    mask = paradigms.forget_classes_in_domains(grid, "dog", "sketch")
+    pairs = [({"alpha": 0.7, "rho": 0.9}, edit.Hard(alpha=0.7, rho=0.9)),
+             ({"method": "soft", "lam": 5.0, "mu": 2.0}, edit.Soft(lam=5.0, mu=2.0)),
+             ({}, edit.Hard())]
+    for flat, obj in pairs:
+        a = edit.unlearn(model, grid, mask, text_dirs, protos, **flat)
+        b = edit.unlearn(model, grid, mask, text_dirs, protos, settings=obj)
+        assert torch.equal(a.visual.proj, b.visual.proj)
+        assert a.minclip_records[0]["settings"] == b.minclip_records[0]["settings"]
+    with pytest.raises(ValueError, match="not both"):
+        edit.unlearn(model, grid, mask, text_dirs, protos, alpha=0.5, settings=edit.Hard())
+    assert edit.METHODS == ("hard", "soft", "logit")
+
+
+def test_logit_method_through_unlearn_is_reversible_saveable_and_recorded(setup, tmp_path):
+    model, grid, text_dirs, protos = setup
+    classifier = torch.nn.functional.normalize(text_dirs.mean(1), dim=-1)
+    mask = paradigms.forget_classes_in_domains(grid, "dog", "sketch")
+    edited = edit.unlearn(model, grid, mask, text_dirs, protos, method="logit", classifier=classifier)
+    rec = edited.minclip_records[0]
+    assert rec["method"] == "logit" and rec["settings"]["gamma"] == 1.0 and rec["lam"] is None
+    assert 0 < rec["rank_removed"] <= 7  # P - I lies in the span of the class embeddings
+    ckpt, _ = edit.save_edited(edited, tmp_path / "logit.pt")
+    assert edit.load_record(ckpt)[0]["method"] == "logit"
+    assert torch.equal(edit.restore(edited).visual.proj, model.visual.proj)
+    with pytest.raises(ValueError, match="needs classifier=C"):
+        edit.unlearn(model, grid, mask, text_dirs, protos, method="logit")
+    with pytest.raises(ValueError, match=r"classifier must be \(num_classes, d\)"):
+        edit.unlearn(model, grid, mask, text_dirs, protos, method="logit", classifier=classifier[:3])
+    with pytest.raises(ValueError, match="alpha"):
+        edit.unlearn(model, grid, mask, text_dirs, protos, classifier=classifier, settings=edit.Logit(alpha=2.0))
+    with pytest.raises(ValueError, match="needs each cell's directions"):
+        edit.projector(*edit.directions(text_dirs, mask, protos), method="logit")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), r=st.integers(0, 5), k=st.integers(1, 40))
+def test_kept_lowrank_matches_the_dense_product(seed, r, k):
+    g = torch.Generator().manual_seed(seed)
+    d = 24
+    Q = torch.linalg.qr(torch.randn(d, max(r, 1), generator=g, dtype=torch.float64))[0][:, :r]
+    P = torch.eye(d, dtype=torch.float64) + Q @ torch.randn(r, d, generator=g, dtype=torch.float64)
+    A = torch.randn(d, k, generator=g, dtype=torch.float64)
+    assert abs(edit.kept_lowrank(P, A, Q) - edit.kept(P, A)) < 1e-10
+
+
+@pytest.mark.parametrize("method", ["hard", "soft", "logit"])
+def test_recorded_kept_fractions_equal_the_dense_form(setup, method):
+    model, grid, text_dirs, protos = setup
+    classifier = torch.nn.functional.normalize(text_dirs.mean(1), dim=-1)
+    mask = paradigms.forget_classes_in_domains(grid, ["dog", "horse"], "sketch")
+    edited = edit.unlearn(model, grid, mask, text_dirs, protos, method=method, classifier=classifier, rho=0.9)
+    rec = edited.minclip_records[0]
+    P = (torch.linalg.lstsq(model.visual.proj.double(), edited.visual.proj.double()).solution).T  # W' = W P^T
+    F, R = edit.directions(text_dirs, mask, protos)
+    assert abs(rec["forget_norm_kept"] - edit.kept(P, F)) < 1e-4
+    assert abs(rec["retain_norm_kept"] - edit.kept(P, R)) < 1e-4
+    dense_rank = int(torch.linalg.matrix_rank(P - torch.eye(512, dtype=torch.float64), atol=1e-4))
+    assert rec["rank_removed"] == dense_rank
+
+
+def test_rho_auto_is_geometry_auto_rho_and_is_recorded(setup):
+    from minclip_unlearn import geometry
+
+    model, grid, text_dirs, protos = setup
+    mask = paradigms.forget_classes(grid, "dog")
+    rec = edit.unlearn(model, grid, mask, text_dirs, protos, rho="auto").minclip_records[0]
+    assert rec["rho"] == geometry.auto_rho(text_dirs, mask, protos) and rec["rho_auto"] is True
+    assert edit.unlearn(model, grid, mask, text_dirs, protos, settings=edit.Hard(rho="auto")).minclip_records[0]["rho_auto"]
+
+
+def test_low_forgettability_warns_in_one_line(setup):
+    from minclip_unlearn import geometry
+
+    model, grid, text_dirs, _ = setup
+    T = text_dirs.clone()
+    T[0, 3] = torch.nn.functional.normalize(T[0, 0] + T[1, 3] - T[1, 0], dim=-1)  # an additive cell: in the retain span
+    mask = paradigms.forget_classes_in_domains(grid, "dog", "sketch")
+    frac = geometry.forgettability(T, mask, None, rho=1.0)
+    assert frac < geometry.LOW_FORGETTABILITY
+    with pytest.warns(UserWarning, match="removes almost nothing") as caught:
+        edit.unlearn(model, grid, mask, T, mode="text", rho=1.0)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
