@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,11 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from data_scripts.extract_features import encode_paths  # noqa: E402
+from measure import fix_threads, header, interleave, load_average, median, spread  # noqa: E402
 
 
 def vit_macs(model) -> float:
@@ -41,30 +42,15 @@ def vit_macs(model) -> float:
     return grid * 3 * patch * patch * width + len(blocks) * per_layer
 
 
-def matmul_rate(m: int, k: int, n: int, seconds: float = 3.0) -> float:
-    """Sustained fp32 FLOP/s (2mkn per product) of a bare torch.mm loop; best of short rounds."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    out = torch.empty(m, n)
-    for _ in range(3):
-        torch.mm(a, b, out=out)
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t, reps = time.perf_counter(), 5
-        for _ in range(reps):
-            torch.mm(a, b, out=out)
-        best = max(best, reps * 2 * m * k * n / (time.perf_counter() - t))
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=192)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved measurement rounds; the best of each is kept")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (median and spread)")
     ap.add_argument("--workers", type=int, default=2, help="image-decoding threads (extract_features.py's default)")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    threads = fix_threads(a.threads)
     import open_clip
 
     torch.manual_seed(0)
@@ -79,29 +65,43 @@ def main() -> None:
             im = Image.fromarray(small).resize((224, 224), Image.BICUBIC)
             paths.append(Path(tmp) / f"{i:04d}.jpg")
             im.save(paths[-1], quality=90)
-        encode_paths(model, preprocess, paths[: min(8, len(paths))], batch_size=8)  # warm up
         x = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in paths[: a.batch_size]])
         tokens = a.batch_size * (model.visual.grid_size[0] * model.visual.grid_size[1] + 1)
-        e2e = fwd = rate = 0.0
-        for _ in range(a.rounds):  # interleaved, best of each: the CPU may be shared with other work
-            t = time.perf_counter()
-            feats = encode_paths(model, preprocess, paths, batch_size=a.batch_size, workers=a.workers)
-            e2e = max(e2e, len(paths) / (time.perf_counter() - t))
+        mm_a, mm_b = torch.randn(tokens, 768), torch.randn(768, 3072)
+        feats = []
+
+        def e2e():
+            feats[:] = [encode_paths(model, preprocess, paths, batch_size=a.batch_size, workers=a.workers)]
+
+        def forward():
             proj, model.visual.proj = model.visual.proj, None
-            with torch.inference_mode():
-                t = time.perf_counter()
-                model.visual(x)
-                fwd = max(fwd, len(x) / (time.perf_counter() - t))
-            model.visual.proj = proj
-            rate = max(rate, matmul_rate(tokens, 768, 3072, seconds=2.0))
-    ceiling = rate / flops
-    print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, batch "
-          f"{a.batch_size}, {len(paths)} images of 224x224, features {tuple(feats.shape)}; best of {a.rounds} rounds")
+            try:
+                with torch.inference_mode():
+                    model.visual(x)
+            finally:
+                model.visual.proj = proj
+
+        def matmul():
+            for _ in range(5):
+                torch.mm(mm_a, mm_b)
+
+        # a warm-up, then interleaved rounds: the CPU may be shared with other work
+        times = interleave({"e2e": e2e, "fwd": forward, "mm": matmul}, repeats=a.rounds)
+    rates = {"e2e": [len(paths) / t for t in times["e2e"]], "fwd": [len(x) / t for t in times["fwd"]],
+             "mm": [5 * 2 * tokens * 768 * 3072 / t for t in times["mm"]]}
+    ceilings = [r / flops for r in rates["mm"]]  # img/s per round
+    share = lambda k: median([r / c for r, c in zip(rates[k], ceilings)])  # noqa: E731
+    ceiling = median(ceilings)
+    print(header(threads))
+    print(f"batch {a.batch_size}, {len(paths)} images of 224x224, features {tuple(feats[0].shape)}; median of "
+          f"{a.rounds} interleaved rounds after a warm-up (spread = (max - min) / median)")
     print(f"ViT-B-32 image tower: {flops / 2e9:.2f} GMAC = {flops / 1e9:.2f} GFLOP per image")
-    print(f"bare matmul ({tokens}x768 @ 768x3072, fp32): {rate / 1e9:.1f} GFLOP/s -> ceiling {ceiling:.1f} img/s")
-    print(f"model forward only (preprocessed tensors): {fwd:.1f} img/s = {fwd / ceiling:.0%} of ceiling")
-    print(f"extract_features.encode_paths (decode + preprocess + forward): {e2e:.1f} img/s = "
-          f"{e2e / ceiling:.0%} of ceiling (goal >= 70%)")
+    print(f"bare matmul ({tokens}x768 @ 768x3072, fp32): {median(rates['mm']) / 1e9:.1f} GFLOP/s "
+          f"(spread {spread(rates['mm']):.0%}) -> ceiling {ceiling:.1f} img/s | {load_average()}")
+    print(f"model forward only (preprocessed tensors): {median(rates['fwd']):.1f} img/s (spread "
+          f"{spread(rates['fwd']):.0%}) = {share('fwd'):.0%} of ceiling | {load_average()}")
+    print(f"extract_features.encode_paths (decode + preprocess + forward): {median(rates['e2e']):.1f} img/s (spread "
+          f"{spread(rates['e2e']):.0%}) = {share('e2e'):.0%} of ceiling (goal >= 70%) | {load_average()}")
 
 
 if __name__ == "__main__":
