@@ -25,6 +25,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the user's usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -88,7 +88,7 @@ def banner(dataset: str) -> None:
     """Print a visible notice that the real dataset is missing and ToyWorld stands in for it."""
     lines = [
         f"REAL {dataset.upper()} FEATURES NOT FOUND: this chapter runs on the ToyWorld stand-in",
-        "(7 shapes x 4 styles, a tiny CLIP trained on the CPU). Figures say so in their titles.",
+        "(a 7 shapes x 4 styles grid of a larger world, and the small CLIP the package ships). Figures say so.",
         f"For the real data: {REAL_DATA_HELP[dataset]}, then",
         f"python data_scripts/extract_features.py --dataset {dataset} ... and set MINCLIP_FEATURES.",
     ]

@@ -6,6 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+torch.set_num_threads(min(2, os.cpu_count() or 1))  # deliberate: the CI machine has 2 cores
+
 
 @pytest.fixture(scope="session")
 def vitb32():
@@ -32,7 +34,7 @@ def tiny_clip():
 
 @pytest.fixture(scope="session")
 def toy_clip():
-    """The ToyWorld CLIP, trained once (a few minutes) and then cached: (model, preprocess, tokenizer)."""
+    """The ToyWorld CLIP the package ships: (model, preprocess, tokenizer)."""
     from minclip_unlearn.models import load_clip
 
     return load_clip("toy")
