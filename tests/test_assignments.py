@@ -14,7 +14,7 @@ import torch
 
 from minclip_unlearn.assignments import (ASSIGNMENTS, check_off_target, check_orth, check_probe_attack, check_projector,
                                          identify)
-from minclip_unlearn.assignments import checks
+from minclip_unlearn.assignments import a1_projector, a2_probe, a3_off_target
 from minclip_unlearn.assignments.__main__ import main
 from minclip_unlearn.assignments.grade import grade_one
 from minclip_unlearn.assignments.release import make_starter, read_solution, release, starter_source
@@ -150,7 +150,7 @@ def test_projector_that_is_missing_raises_or_has_the_wrong_shape(capsys):
     assert "your function raised TypeError" in bad["shape"]
     bad = failed(check_projector(lambda F, R, alpha=1.0, rho=0.99: (F @ F.T)[:2], verbose=False))
     assert "returned shape (2, 16), expected (16, 16)" in bad["shape"]
-    assert set(bad) == set(checks.PROJECTOR_PROPERTY) | {"shape"}
+    assert set(bad) == set(a1_projector.PROJECTOR_PROPERTY) | {"shape"}
 
 
 def test_result_round_trips_and_reports():
@@ -172,7 +172,7 @@ REFERENCE = {
 
 @pytest.fixture
 def fixed_reference(monkeypatch):
-    monkeypatch.setattr(checks, "probe_reference", lambda cls, n, rho: dict(REFERENCE))
+    monkeypatch.setattr(a2_probe, "probe_reference", lambda cls, n=20, rho=0.8: dict(REFERENCE))
 
 
 def good_report(**change):
@@ -226,7 +226,7 @@ OFF_TARGET = {
 
 @pytest.fixture
 def fixed_off_target(monkeypatch):
-    monkeypatch.setattr(checks, "off_target_reference", lambda c, d: OFF_TARGET)
+    monkeypatch.setattr(a3_off_target, "off_target_reference", lambda c, d: OFF_TARGET)
 
 
 def off_target_report(**change):
@@ -312,21 +312,105 @@ def test_make_starter_drops_solution_cells():
     assert [c.source for c in make_starter(nb).cells] == ["x = 1"]
 
 
+# ------------------------------------------------------------------ scoring plain data from a kernel
+def test_a1_scores_plain_outcomes_on_fresh_cases_and_refuses_junk():
+    seed = 12345
+    task = ASSIGNMENTS["projector"].task(seed)
+    ok = {"orth": [{"value": lib_orth(torch.tensor(c["args"][0], dtype=torch.float64), **c["kwargs"]).tolist()}
+                   for c in task["orth"]],
+          "projector": [{"value": hard_projector(*(torch.tensor(a, dtype=torch.float64) for a in c["args"]),
+                                                 **c["kwargs"]).tolist()} for c in task["projector"]]}
+    assert [r.total for r in ASSIGNMENTS["projector"].score(ok, task)] == [3, 10]
+    # the fixed cases' answers (a recorded answer) do not fit this run's cases
+    recorded = {"projector": [{"value": hard_projector(c.F, c.R, c.alpha, c.rho).tolist()}
+                              for c in a1_projector.projector_cases()]}
+    assert ASSIGNMENTS["projector"].score(recorded, task)[1].total < 10
+    junk = [{"points": 13}, {"value": "13"}, {"value": [[1e400]]}, "x", {"value": [[0.0] * 10**5]}]
+    for bad in junk:
+        results = ASSIGNMENTS["projector"].score({"orth": [bad] * 4, "projector": [bad] * 5}, task)
+        assert sum(r.total for r in results) == 0
+    assert sum(r.total for r in ASSIGNMENTS["projector"].score({"points": 1000}, task)) == 0
+
+
+def test_a2_gate_fails_numbers_the_functions_do_not_reproduce(fixed_reference):
+    task = a2_probe.fresh_task(3)
+    fresh = {"values": {k: REFERENCE[k] for k in a2_probe.PROBE_KEYS}}
+    results = a2_probe.grade({"report": good_report(), "fresh": fresh}, task)
+    assert results[0].total == 10
+    results = a2_probe.grade({"report": good_report(), "fresh": {"error": "missing: fit_probe"}}, task)
+    assert results[0].total == 2  # only the conclusion: every number needs the student's functions
+    assert "the grader re-ran your functions" in results[0].checks[0].message
+    off = dict(fresh["values"], probe_forget_after=0.2)
+    results = a2_probe.grade({"report": good_report(), "fresh": {"values": off}}, task)
+    assert failed(results[0]).keys() == {"probe_after"}
+
+
+def test_self_checks_without_the_reference_module(monkeypatch, capsys):
+    """Course mode: the package students install has no references; the self-check says so, scores form only."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "minclip_unlearn.assignments.references", None)
+    result = check_probe_attack(good_report())
+    assert result.total == 0 and "not installed (course mode)" in result.checks[0].message
+    assert check_off_target(off_target_report(), verbose=False).total == 0
+
+
 # ------------------------------------------------------------------ the grader (each notebook: a kernel, seconds)
+ATTACKS = ("attack_forge_collect.ipynb", "attack_forge_hook.ipynb", "attack_reference_a1.ipynb",
+           "attack_reference_a2.ipynb", "attack_formula.ipynb", "format_v44_ids.ipynb")
+
+
 @pytest.fixture(scope="module")
 def grades(tmp_path_factory, toy_clip):
-    """Grade the reference solutions and the fixtures (the endless loop apart) through the CLI, once."""
+    """Grade the reference solutions, the fixtures (the endless loop apart) and the one-notebook attacks through
+    the CLI, once."""
     out = tmp_path_factory.mktemp("grades") / "grades.csv"
     subs = [str(a.solution_path()) for a in ASSIGNMENTS.values()]
     subs += [str(FIXTURES / n) for n in ("a1_ignores_retain.ipynb", "a2_probe_percentages.ipynb",
-                                         "projector_raises.ipynb", "not_a_notebook.ipynb")]
+                                         "projector_raises.ipynb", "not_a_notebook.ipynb", *ATTACKS)]
     assert main(["grade", *subs, "--out", str(out), "--timeout", "240", "--quiet"]) == 0
     with open(out, newline="", encoding="utf-8") as f:
         return {Path(r["submission"]).name + ("@solution" if "solutions" in r["submission"] else ""): r
                 for r in csv.DictReader(f)}
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
+def test_forged_collector_gets_what_its_work_earns(grades):
+    row = grades["attack_forge_collect.ipynb"]  # replaced _collect to claim 1000/13; its real work is 8
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "8", "13")
+
+
+@pytest.mark.timeout(1500)
+def test_results_rewritten_by_a_hook_count_for_nothing(grades):
+    row = grades["attack_forge_hook.ipynb"]  # a blank starter whose post_run_cell hook forges 13/13
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "0", "13")
+
+
+@pytest.mark.timeout(1500)
+def test_reference_use_is_flagged_and_scores_zero(grades):
+    row = grades["attack_reference_a1.ipynb"]  # honest orth (3), projector = hard_projector
+    assert (row["points"], row["projector.agreement"], row["orth.span"]) == ("3", "0", "1")
+    assert row["flags"] == "projector: uses hard_projector (code cell 6)"
+    assert "reference implementation" in row["feedback"]
+    row = grades["attack_reference_a2.ipynb"]  # numbers from the checker's probe_reference
+    assert row["points"] == "0" and row["flags"].startswith("probe_attack: uses probe_reference")
+    assert all(grades[f"{a.filename}@solution"]["flags"] == "" for a in ASSIGNMENTS.values())
+
+
+@pytest.mark.timeout(1500)
+def test_csv_cells_are_escaped_against_formulas(grades):
+    row = grades["attack_formula.ipynb"]
+    assert row["answer"].startswith("'=HYPERLINK(")
+    assert not any(v.startswith(("=", "+", "@")) for r in grades.values() for v in r.values())
+
+
+@pytest.mark.timeout(1500)
+def test_nbformat_44_with_cell_ids_is_read(grades):
+    row = grades["format_v44_ids.ipynb"]
+    assert (row["status"], row["points"], row["max_points"]) == ("graded", "13", "13")
+
+
+@pytest.mark.timeout(1500)
 def test_grader_gives_full_marks_to_the_solutions(grades):
     for a in ASSIGNMENTS.values():
         row = grades[f"{a.filename}@solution"]
@@ -335,7 +419,7 @@ def test_grader_gives_full_marks_to_the_solutions(grades):
     assert grades["a2_probe_attack.ipynb@solution"]["answer"]  # the written explanation travels to the CSV
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_grader_gives_partial_marks_with_feedback(grades):
     row = grades["a1_ignores_retain.ipynb"]
     assert (row["status"], row["points"], row["max_points"]) == ("graded", "8", "13")
@@ -347,7 +431,7 @@ def test_grader_gives_partial_marks_with_feedback(grades):
     assert "is not an accuracy in [0, 1] (report fractions, not percentages)" in row["feedback"]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_grader_zero_with_a_reason_for_errors_and_non_notebooks(grades):
     row = grades["projector_raises.ipynb"]  # no metadata: identified by its file name
     assert (row["assignment"], row["status"], row["points"], row["max_points"]) == ("projector", "error", "0", "13")

@@ -171,6 +171,8 @@ def grade_one(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT, assignm
         _prewarm()
     task, marker = a.task(run.seed), f"minclip-values-{secrets.token_hex(8)}:"
     nb.cells.append(grading_cell(a.id, task, marker))
+    if nb.get("nbformat_minor", 0) < 5:
+        nb.cells[-1].pop("id", None)  # cell ids came with 4.5
     job = Job(notebook=nbformat.writes(nb), timeout=run.timeout, allow_errors=run.allow_errors,
               kernel_name=run.kernel_name, hide_files=list(run.hide_files), hide_dirs=list(run.hide_dirs),
               cache=str(cache_dir()))

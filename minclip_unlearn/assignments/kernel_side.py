@@ -24,12 +24,14 @@ def plain(value: Any, depth: int = 0) -> Any:
         return {str(k)[:100]: plain(v, depth + 1) for k, v in list(value.items())[:50]}
     if isinstance(value, (list, tuple)):
         return [plain(v, depth + 1) for v in list(value)[:50]]
-    if type(value).__name__ in ("bool_",):
+    if type(value).__name__ in ("bool_", "bool"):  # numpy's bool
         return bool(value)
+    if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
+        return int(value) if abs(int(value)) < 2**53 else None
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):
-        return repr(type(value).__name__)
+        return f"<{type(value).__name__}>"
     return v if v == v and abs(v) != float("inf") else None
 
 
