@@ -12,18 +12,37 @@ from matplotlib.patches import Rectangle
 from .paradigms import ConceptGrid
 
 
-def heatmap(acc: np.ndarray, grid: ConceptGrid, ax=None, title: str = "", mask: torch.Tensor | None = None):
+def heatmap(acc: np.ndarray, grid: ConceptGrid, ax=None, title: str = "", mask: torch.Tensor | None = None,
+            cbar: bool = True, yticklabels: bool = True):
     """(C, M) accuracy -> a seaborn heatmap on ax; forgotten cells (mask) are outlined in red."""
     ax = ax or plt.gca()
     sns.heatmap(100 * np.asarray(acc), ax=ax, vmin=0, vmax=100, cmap="viridis", annot=len(grid.classes) <= 20,
-                fmt=".0f", cbar_kws={"label": "accuracy (%)"}, xticklabels=grid.domains,
-                yticklabels=grid.classes if len(grid.classes) <= 40 else False)
+                fmt=".0f", cbar=cbar, cbar_kws={"label": "accuracy (%)"}, xticklabels=grid.domains,
+                yticklabels=grid.classes if yticklabels and len(grid.classes) <= 40 else False,
+                annot_kws={"fontsize": 9})
     if mask is not None:
         for c, m in mask.nonzero().tolist():
             ax.add_patch(Rectangle((m, c), 1, 1, fill=False, edgecolor="red", lw=2.5))
     ax.set(xlabel="domain", ylabel="class", title=title)
     ax.tick_params(axis="y", labelrotation=0)  # class names read horizontally
     return ax
+
+
+def heatmap_row(panels: Sequence[tuple[str, np.ndarray]], grid: ConceptGrid, mask: torch.Tensor | None,
+                source: str, title: str = ""):
+    """(title, (C, M) accuracy) pairs -> one row of heatmaps sized for the page: class names on the
+    first panel only, one shared colour bar, domain names slanted, forgotten cells outlined."""
+    height = 3.0 if len(grid.classes) <= 10 else 7
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels) + 1.2, height), constrained_layout=True,
+                             squeeze=False)
+    for k, (ax, (name, acc)) in enumerate(zip(axes[0], panels)):
+        heatmap(acc, grid, ax, name, mask, cbar=k == len(panels) - 1, yticklabels=k == 0)
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.title.set_fontsize(10)
+        if k:
+            ax.set_ylabel("")
+    fig.suptitle(f"{title}\n{source}" if title else source, fontsize=10)
+    return fig
 
 
 def before_after(acc_before: np.ndarray, acc_after: np.ndarray, grid: ConceptGrid, mask: torch.Tensor,
