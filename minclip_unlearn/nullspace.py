@@ -158,10 +158,12 @@ def hard_projector(
     return projector_from_basis(removed_basis(F, R, rho=rho, tol=tol, retain_gram=retain_gram), alpha, F.dtype)
 
 
-def soft_projector(F: Tensor, R: Tensor | None = None, lam: float = 100.0, mu: float = 10.0) -> Tensor:
+def soft_projector(F: Tensor, R: Tensor | None = None, lam: float = 100.0, mu: float = 10.0,
+                   retain_gram: Tensor | None = None) -> Tensor:
     """F (d, k_f), R (d, k_r) -> P* (d, d) = (I + mu R R^T)(I + lam F F^T + mu R R^T)^{-1}.
 
     The unique minimiser of ||P - I||^2 + lam ||P F||^2 + mu ||P R - R||^2 (CCUP, METHOD.md §4b).
+    retain_gram = R R^T (d, d) may stand in for R: the cost is then O(d^3 + d^2 k_f).
     """
     if lam < 0 or mu < 0:
         raise ValueError(f"lam and mu must be >= 0, got lam={lam}, mu={mu}")
@@ -169,9 +171,15 @@ def soft_projector(F: Tensor, R: Tensor | None = None, lam: float = 100.0, mu: f
     d = F.shape[0]
     I = torch.eye(d, dtype=torch.float64)
     F64 = F.double()
-    if R is not None:
+    if retain_gram is not None:
+        _check_gram(retain_gram, "retain_gram", d)
+        G_R = retain_gram.double()
+    elif R is not None:
         _check_directions(R, "R", d)
-    B = I + mu * (R.double() @ R.double().T) if R is not None else I.clone()
+        G_R = R.double() @ R.double().T
+    else:
+        G_R = None
+    B = I + mu * G_R if G_R is not None else I.clone()
     A = B + lam * (F64 @ F64.T)
     # P A = B  <=>  A^T P^T = B^T ; A and B are symmetric, so solve A X = B and transpose.
     P = torch.linalg.solve(A, B).T

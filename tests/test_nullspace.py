@@ -206,6 +206,14 @@ def test_orth_gram_spans_what_orth_spans(FRr):
         assert same_span(orth_gram(gram(R), energy=rho), orth(R, energy=rho))
 
 
+@settings(max_examples=40, deadline=None)
+@given(gram_problems(), st.floats(0.0, 1e3), st.floats(0.0, 1e2))
+def test_soft_projector_from_the_retain_gram_matches_the_direct_form(FRr, lam, mu):
+    F, R, _ = FRr
+    direct = soft_projector(F, R, lam=lam, mu=mu)
+    assert torch.allclose(soft_projector(F, lam=lam, mu=mu, retain_gram=gram(R)), direct, atol=1e-9)
+
+
 def test_retain_gram_falls_back_when_the_forget_part_dominates():
     """G - F F^T with ||F||^2 >> ||R||^2 cancels digits: with R it computes R R^T directly, without R it says so."""
     g = torch.Generator().manual_seed(0)
