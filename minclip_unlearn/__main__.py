@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -83,15 +84,22 @@ def check_output(path: str | os.PathLike, overwrite: bool, protect: tuple = ()) 
         raise UsageError(f"cannot write {path}: {folder} is not a writable folder")
 
 
+def knobs(args: argparse.Namespace) -> dict:
+    """The method knobs given on the command line (the others take the method's defaults)."""
+    return {k: getattr(args, k) for k in ("alpha", "rho", "lam", "mu") if getattr(args, k) is not None}
+
+
 def check_forget_args(args: argparse.Namespace) -> torch.Tensor:
     """Validate every forget argument without loading a model; returns the (C, M) forget mask."""
     check_pair(args.model, args.dataset)
     for name, low, high, low_open in (("alpha", 0, 1, False), ("rho", 0, 1, True), ("lam", 0, math.inf, False),
                                       ("mu", 0, math.inf, False)):
-        if not (name == "rho" and args.rho == "auto"):
+        if getattr(args, name) is not None and not (name == "rho" and args.rho == "auto"):
             check_number(name, getattr(args, name), low, high, low_open)
-    if args.rho == "auto" and (_geometry("auto_rho") is None or args.method == "soft"):
-        raise UsageError("--rho auto needs the hard method and minclip_unlearn.geometry.auto_rho; pass a number")
+    try:  # each method's own checks (e.g. the logit method's lam > 0), still before any model work
+        edit.settings_for(args.method, **knobs(args))
+    except ValueError as e:
+        raise UsageError(f"--method {args.method}: {e}") from e
     for name in ("prototypes", "steps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
@@ -163,6 +171,25 @@ def _low_share_message(share: float) -> str:
             f"protected retain span; see the book's chapter '{GEOMETRY_CHAPTER}' (lower --rho)")
 
 
+def warning_lines(share: float | None, record: dict, before: dict | None, after: dict | None,
+                  caught: list[str]) -> list[str]:
+    """What to warn about after an edit: at most one 'removes almost nothing' line, read from the best evidence at
+    hand (forgettability < 0.1; else measured forget accuracy falling by < 10 points; else >90% of the forget
+    directions' norm kept), plus any other warning the edit raised."""
+    lines = [" ".join(m.split()) for m in caught if "removes almost nothing" not in m]
+    hint = f"try a lower --rho, or --rho auto; see the book's chapter '{GEOMETRY_CHAPTER}'"
+    drop = before["forget"] - after["forget"] if before and after and before["forget"] == before["forget"] else None
+    if share is not None and share < 0.1:
+        lines.append(_low_share_message(share))
+    elif drop is not None and drop < 0.1:
+        lines.append(f"the edit forgot almost nothing: forget accuracy fell by {100 * drop:.1f} points only "
+                     f"({100 * before['forget']:.1f}% -> {100 * after['forget']:.1f}%); {hint}")
+    elif drop is None and record.get("forget_norm_kept", 0) > 0.9:
+        lines.append(f"the forget directions keep {100 * record['forget_norm_kept']:.1f}% of their norm: the edit "
+                     f"removes almost nothing; {hint}")
+    return lines
+
+
 def rho_value(text: str) -> float | str:
     """--rho: a number, or 'auto' (geometry.auto_rho: the largest rho whose edit removes enough)."""
     if text.strip().lower() == "auto":
@@ -200,13 +227,15 @@ def forget(args: argparse.Namespace) -> int:
         cfg = prototypes.SynthesisConfig(n=args.prototypes, steps=args.steps, seed=args.seed)
         protos = prototypes.grid_prototypes(model, text_dirs, grid, cfg)
     use = protos if args.mode == "multimodal" else None
-    rho = _geometry("auto_rho")(text_dirs, mask, use) if args.rho == "auto" else args.rho
-    share = _geometry("forgettability")
-    share = share(text_dirs, mask, prototypes=use, rho=rho) if share is not None and args.method == "hard" else None
     extra = {"classifier": classifier} if args.method == "logit" else {}
-    edited = edit.unlearn(model, grid, mask, text_dirs, protos, mode=args.mode, method=args.method,
-                          alpha=args.alpha, rho=rho, lam=args.lam, mu=args.mu, inplace=True, **extra)
+    with warnings.catch_warnings(record=True) as caught:  # printed below as one 'warning:' line each
+        warnings.simplefilter("always")
+        edited = edit.unlearn(model, grid, mask, text_dirs, protos, mode=args.mode, method=args.method,
+                              inplace=True, **knobs(args), **extra)
     record = edited.minclip_records[-1]
+    rho = record.get("rho") if record.get("rho") is not None else (args.rho if args.rho != "auto" else None)
+    share = _geometry("forgettability")
+    share = share(text_dirs, mask, prototypes=use, rho=rho) if share and rho and args.method == "hard" else None
     if pretrained is not None and Path(pretrained).is_file():
         from .datasets import checkpoint_sha256
 
@@ -219,21 +248,20 @@ def forget(args: argparse.Namespace) -> int:
     cells = record["forgotten"]
     print(f"forgot {len(cells)} cell(s) of {args.dataset}: "
           + ", ".join(f"{c}/{m}" for c, m in cells[:8]) + (" ..." if len(cells) > 8 else ""))
-    print(f"mode={args.mode} method={args.method} alpha={args.alpha} rho={rho:g}"
-          + (" (auto)" if args.rho == "auto" else "") + f" rank removed={record['rank_removed']}")
+    settings = record.get("settings") or {k: record.get(k) for k in ("alpha", "rho", "lam", "mu")}
+    print(f"mode={args.mode} method={args.method} "
+          + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items() if v is not None)
+          + (" (rho chosen by auto)" if record.get("rho_auto") else "") + f" rank removed={record['rank_removed']}")
     print(f"norm kept by the edit: forget directions {record['forget_norm_kept']:.3f}, "
           f"retain directions {record['retain_norm_kept']:.3f}")
     if share is not None:
         print(f"forgettability: {share:.3f} (the share of the forget directions' norm outside the protected span)")
-    if share is not None and share < 0.1:
-        print(f"warning: {_low_share_message(share)}")
-    elif record["forget_norm_kept"] > 0.9:
-        print(f"warning: the forget directions keep {100 * record['forget_norm_kept']:.1f}% of their norm: the edit "
-              f"removes almost nothing (try a lower --rho); see the book's chapter '{GEOMETRY_CHAPTER}'")
     if test is not None:
         print(score_table(before, after, test.meta.get("data", args.dataset)))
     else:
         print(note)
+    for line in warning_lines(share, record, before, after, [str(w.message) for w in caught]):
+        print(f"warning: {line}")
     print(f"wrote {ckpt} and {rec} in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -373,11 +401,11 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--domains", nargs="+", help="domains to forget in (all classes unless --classes)")
     f.add_argument("--mode", default="multimodal", choices=edit.MODES)
     f.add_argument("--method", default="hard", choices=edit.METHODS)
-    f.add_argument("--alpha", type=float, default=1.0, help="strength in [0, 1] (hard method)")
-    f.add_argument("--rho", type=rho_value, default=0.99,
-                   help="retain energy kept protected, in (0, 1], or 'auto' (hard method)")
-    f.add_argument("--lam", type=float, default=100.0, help="forget weight >= 0 (soft method)")
-    f.add_argument("--mu", type=float, default=10.0, help="retain weight >= 0 (soft method)")
+    f.add_argument("--alpha", type=float, help="strength in [0, 1] (hard, logit; default 1)")
+    f.add_argument("--rho", type=rho_value,
+                   help="retain energy kept protected, in (0, 1], or 'auto' (hard: default 0.99; logit: 1)")
+    f.add_argument("--lam", type=float, help="forget weight >= 0 (soft: default 100; logit: soft targets, > 0)")
+    f.add_argument("--mu", type=float, help="retain weight >= 0 (soft: default 10; logit: soft held logits)")
     f.add_argument("--prototypes", type=int, default=2, help="visual prototypes per cell, >= 1 (multimodal)")
     f.add_argument("--steps", type=int, default=100, help="synthesis steps per prototype batch, >= 1")
     f.add_argument("--seed", type=int, default=0)

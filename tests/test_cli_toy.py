@@ -89,14 +89,24 @@ def test_forget_warns_when_the_edit_removes_almost_nothing(toy_ckpt, tmp_path, c
 
     monkeypatch.setattr(cli.edit, "unlearn", unlearn)
     monkeypatch.setattr(cli, "_geometry", lambda name: {"forgettability": lambda *a, **k: 0.04}.get(name))
-    assert run(*forget_args(toy_ckpt, tmp_path / "e.pt", "--classes", "star", "--mode", "text")) == 0
+    assert run(*forget_args(toy_ckpt, tmp_path / "e.pt", "--classes", "star", "--mode", "text", "--rho", "0.9")) == 0
     out = capsys.readouterr().out
     assert "forgettability: 0.040" in out
     warning = next(x for x in out.splitlines() if x.startswith("warning:"))
     assert "removes almost nothing" in warning and "What a linear edit can forget" in warning
-    monkeypatch.setattr(cli, "_geometry", lambda name: None)  # without geometry: read from the norm kept
+    monkeypatch.setattr(cli, "_geometry", lambda name: None)  # without geometry: read from the measured accuracy
     assert run(*forget_args(toy_ckpt, tmp_path / "f.pt", "--classes", "star", "--mode", "text")) == 0
-    assert "warning: the forget directions keep 98.3% of their norm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: the edit forgot almost nothing: forget accuracy fell by 0.0 points" in out
+
+
+def test_warning_lines_use_the_best_evidence_at_hand():
+    record = {"forget_norm_kept": 0.983}
+    assert "removes almost nothing" in cli.warning_lines(0.05, record, None, None, [])[0]
+    assert cli.warning_lines(0.5, record, {"forget": 0.9}, {"forget": 0.1}, []) == []  # it did forget
+    assert "fell by 5.0 points" in cli.warning_lines(0.5, record, {"forget": 0.9}, {"forget": 0.85}, [])[0]
+    assert "keep 98.3% of their norm" in cli.warning_lines(None, record, None, None, [])[0]  # no features
+    assert cli.warning_lines(None, {"forget_norm_kept": 0.2}, None, None, ["other\nthing"]) == ["other thing"]
 
 
 def test_info_is_a_readable_summary_and_json_on_request(edited, capsys):
@@ -223,6 +233,22 @@ def test_ctrl_c_is_one_line(toy_ckpt, tmp_path, capsys, monkeypatch):
     assert run(*forget_args(toy_ckpt, tmp_path / "e.pt", "--classes", "star")) == 130
     err = capsys.readouterr().err
     assert err.strip() == cli.INTERRUPTED and not (tmp_path / "e.pt").exists()
+
+
+def test_method_specific_checks_run_before_any_model_work(toy_ckpt, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_clip", lambda *a, **k: pytest.fail("loaded a model"))
+    if "logit" in edit.METHODS:  # the logit edit's soft weight must be > 0
+        assert run(*forget_args(toy_ckpt, tmp_path / "e.pt", "--classes", "star", "--method", "logit",
+                                "--lam", "0")) == 2
+        assert "--method logit" in one_error_line(capsys.readouterr().err)
+
+
+def test_rho_auto_is_chosen_by_the_edit_and_reported(toy_ckpt, tmp_path, capsys):
+    assert run(*forget_args(toy_ckpt, tmp_path / "e.pt", "--classes", "star", "--mode", "text", "--rho", "auto")) == 0
+    out = capsys.readouterr().out
+    assert "(rho chosen by auto)" in out and "forgettability:" in out
+    record = json.loads(edit.record_path(tmp_path / "e.pt").read_text())[-1]
+    assert record["rho_auto"] and 0 < record["rho"] <= 1
 
 
 def test_method_choices_come_from_edit_methods():
