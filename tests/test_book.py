@@ -482,3 +482,48 @@ def test_binder_installs_the_same_environment_and_then_the_package():
     post = ROOT / "binder" / "postBuild"
     assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
     assert re.search(r"^python -m pip install --no-deps -e \.$", post.read_text(encoding="utf-8"), re.M)
+
+
+# ------------------------------------------------------------------ the book's figures (minclip_unlearn.plots)
+def test_heatmap_row_has_one_colour_bar_and_class_names_once():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from minclip_unlearn import grid_for, plots
+
+    grid = grid_for("pacs")
+    acc = np.linspace(0, 1, 28).reshape(7, 4)
+    mask = torch.zeros(7, 4, dtype=torch.bool)
+    mask[0, 3] = True
+    fig = plots.heatmap_row([("before", acc), ("after", acc), ("again", acc)], grid, mask, "src", "t")
+    axes = fig.axes
+    assert len(axes) == 4  # three panels and one colour bar
+    labels = [[t.get_text() for t in ax.get_yticklabels()] for ax in axes[:3]]
+    assert labels[0] == list(grid.classes) and labels[1] == [] and labels[2] == []
+    assert fig.get_figwidth() <= 11  # readable at the page width once scaled
+    plt.close(fig)
+
+
+def test_method_bars_marks_missing_groups_and_draws_every_metric():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from minclip_unlearn import plots
+
+    rows = [{"paradigm": p, "method": m, "forget": np.nan if (p, m) == ("b", "x") else 0.5, "retain": 0.9}
+            for p in ("a", "b") for m in ("x", "y")]
+    results = pd.DataFrame(rows).set_index(["paradigm", "method"])
+    fig = plots.method_bars(results, {"a": 1, "b": 2}, ["x", "y"], ["x", "y"],
+                            {"forget": "red", "retain": "green"}, 1 / 7, "src")
+    panel_b = fig.axes[1]
+    assert "n/a" in [t.get_text() for t in panel_b.texts]
+    assert len(fig.axes[0].patches) == 4  # 2 methods x 2 metrics
+    plt.close(fig)
