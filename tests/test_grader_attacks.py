@@ -206,3 +206,22 @@ def test_static_flags_reference_use_not_lookalikes():
     assert uses(["f = getattr(ns, 'hard_projector')"], names) == ["hard_projector (code cell 0)"]
     assert uses(["%time x = 1\n!ls", "def orth(A):\n    return scipy.linalg.orth(A)"], ("orth",)) == []
     assert uses(["def hard_projector(F, R):\n    return F", "hard_projector(1, 2)"], names) == []  # their own
+
+
+def test_course_mode_takes_the_references_and_solutions_from_the_kit(tmp_path, capsys):
+    from minclip_unlearn.assignments import course
+    from minclip_unlearn.assignments.registry import ASSIGNMENTS
+
+    kit = tmp_path / "kit"
+    assert main(["course-kit", str(kit)]) == 0
+    assert (kit / "references.py").is_file() and (kit / "solutions" / "a1_projector.ipynb").is_file()
+    assert main(["course-kit", str(kit)]) == 2 and "exists already" in capsys.readouterr().err  # never overwrites
+    try:
+        course.use_course(kit)
+        assert Path(course.references().__file__) == (kit / "references.py").resolve()
+        assert ASSIGNMENTS["projector"].solution_path() == (kit / "solutions" / "a1_projector.ipynb").resolve()
+    finally:
+        course.use_course(None)
+    assert Path(course.references().__file__).parent.name == "assignments"
+    assert main(["release", str(tmp_path / "handout"), "--course", str(kit), "--no-readme"]) == 0
+    assert (tmp_path / "handout" / "a1_projector.ipynb").is_file()

@@ -123,7 +123,9 @@ def _grade(args) -> int:
         use_course(None)
     if not args.quiet:
         print(summary(rows))
-        print(f"wrote {args.out} ({len(rows)} submissions)")
+        from .sandbox import isolation
+
+        print(f"wrote {args.out} ({len(rows)} submissions); isolation: {isolation()}")
     return 0
 
 

@@ -221,8 +221,9 @@ def _stage_one() -> None:
     cache = _seal(job) if job.isolate else job.cache
     os.makedirs(os.path.join(work, "home"), exist_ok=True)
     _mirror_cache(cache, os.path.join(work, "cache"))
-    with open(os.path.join(work, "job.json"), "w", encoding="utf-8") as f:
-        json.dump(job.__dict__, f)
+    with open(os.path.join(work, "job.json"), "w", encoding="utf-8") as f:  # what to hide stays out of it
+        json.dump({"notebook": job.notebook, "timeout": job.timeout, "allow_errors": job.allow_errors,
+                   "kernel_name": job.kernel_name}, f)
     os.chdir(work)
     os.environ.update(HOME=os.path.join(work, "home"), MINCLIP_CACHE=os.path.join(work, "cache"),
                       TMPDIR=work, JUPYTER_RUNTIME_DIR=os.path.join(work, "runtime"))
@@ -244,6 +245,7 @@ def _stage_two(job_path: str) -> None:
         ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0: the kernel cannot open /proc/<runner>/fd
     with open(job_path, encoding="utf-8") as f:
         job = Job(**json.load(f))
+    os.unlink(job_path)  # read: gone before the kernel starts
     answer = _execute(job, os.path.dirname(job_path))
     os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
 
