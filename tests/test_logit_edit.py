@@ -260,3 +260,27 @@ def test_dial_world_kappa0_global_no_worse_than_the_hard_projector(dial0):
     logit = unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes, classifier=w.classifier, settings=Logit())
     s_h, s_l = (evaluate.scores(m, w.test, w.classifier, mask) for m in (hard, logit))
     assert s_l["forget"] <= s_h["forget"] and s_l["retain"] >= s_h["retain"] - 0.005
+
+
+# Behaviour on the toy CLIP (ToyWorld, the shipped checkpoint).
+
+@pytest.fixture(scope="module")
+def toy_lab():
+    from minclip_unlearn.lab import open_lab
+
+    lab = open_lab("toyworld")
+    return lab, lab.prototypes(progress=False)
+
+
+def test_toy_global_forgetting_no_worse_than_the_books_hard_projector_for_every_class(toy_lab):
+    lab, protos = toy_lab
+    worse = []
+    for name in lab.grid.classes:
+        mask = paradigms.forget_classes(lab.grid, name)
+        rho = lab.choose_rho(mask, protos)  # the book's rule for the hard projector
+        hard = lab.scores(unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos, rho=rho), mask)
+        logit = lab.scores(unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos, classifier=lab.classifier,
+                                   settings=Logit()), mask)
+        if logit["forget"] > hard["forget"] or logit["retain"] < hard["retain"]:
+            worse.append((name, rho, hard, logit))
+    assert not worse, worse
