@@ -74,6 +74,12 @@ def domain_chain(mask: Tensor) -> list[list[int]]:
     return [list(s) for s in sets]
 
 
+def spectral_norm(A: Tensor) -> float:
+    """(d, k) -> its largest singular value, from the eigenvalues of the smaller of its two Grams."""
+    G = A.T @ A if A.shape[1] <= A.shape[0] else A @ A.T
+    return float(torch.linalg.eigvalsh(G)[-1].clamp_min(0).sqrt())
+
+
 def layers(cells: Tensor, mask: Tensor, rho: float = 1.0, tol: float = 1e-6) -> list[Layer]:
     """(C, M, n, d) directions, (C, M) mask -> orthogonal layers of the retained span, with their held classes.
 
@@ -88,7 +94,7 @@ def layers(cells: Tensor, mask: Tensor, rho: float = 1.0, tol: float = 1e-6) -> 
         block = cells[:, new][~mask[:, new]].reshape(-1, d).double().T  # retained directions of the new domains
         if block.shape[1] == 0:
             continue
-        scale = float(torch.linalg.matrix_norm(block, 2))
+        scale = spectral_norm(block)
         E = orth(block - Q @ (Q.T @ block), tol=tol, energy=rho, scale=scale)
         out.append(Layer(E, [k for k in range(C) if set(doms) <= set(held[k])]))
         Q, done = torch.cat([Q, E], 1), done | set(new)
