@@ -33,7 +33,7 @@ def heatmap_row(panels: Sequence[tuple[str, np.ndarray]], grid: ConceptGrid, mas
     """(title, (C, M) accuracy) pairs -> one row of heatmaps sized for the page: class names on the
     first panel only, one shared colour bar, domain names slanted, forgotten cells outlined."""
     height = 3.0 if len(grid.classes) <= 10 else 7
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels) + 1.2, height), constrained_layout=True,
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1.0, height), constrained_layout=True,
                              squeeze=False)
     for k, (ax, (name, acc)) in enumerate(zip(axes[0], panels)):
         heatmap(acc, grid, ax, name, mask, cbar=k == len(panels) - 1, yticklabels=k == 0)
@@ -122,8 +122,10 @@ def method_bars(results, paradigms: dict[str, int], order: Sequence[str], labels
                 metrics: dict[str, str], chance: float, source: str):
     """A (paradigm, method) x metric table of accuracies in [0, 1] -> one panel of grouped bars per
     paradigm (paradigms: name -> number of forgotten cells); NaN groups are marked n/a."""
-    fig, axes = plt.subplots(1, len(paradigms), figsize=(4 * len(paradigms), 4.4), sharey=True,
+    # one row per paradigm, so that every panel gets the page's full width
+    fig, axes = plt.subplots(len(paradigms), 1, figsize=(9, 2.6 * len(paradigms) + 0.8), sharex=True,
                              constrained_layout=True, squeeze=False)
+    axes = axes.T
     width = 0.8 / len(metrics)
     for ax, (paradigm, n_cells) in zip(axes[0], paradigms.items()):
         sub = 100 * results.loc[paradigm].reindex(list(order))
@@ -140,7 +142,8 @@ def method_bars(results, paradigms: dict[str, int], order: Sequence[str], labels
         ax.axhline(100 * chance, color="gray", ls="--", lw=1)
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_title(f"{paradigm}: {n_cells} forgotten cells", fontsize=10)
-    axes[0][0].set_ylabel("accuracy on the test split (%)")
+    for ax in axes[0]:
+        ax.set_ylabel("accuracy (%)")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=len(metrics), fontsize=9)
     fig.suptitle(f"Baselines side by side (dashed line: chance)\n{source}", fontsize=10)
     return fig
