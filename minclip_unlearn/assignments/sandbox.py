@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -28,7 +27,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+
+try:
+    import resource
+except ImportError:  # Windows: no resource limits (book/instructors.md)
+    resource = None
 
 WORK = "/tmp/work"              # the runner's folder inside the sandbox (a fresh tmpfs)
 STARTUP_S = 120                 # kernel start, on top of the notebook's --timeout
@@ -103,6 +106,9 @@ def _user_processes() -> int:
 
 
 def _preexec(limits: Limits, nproc: int):
+    if resource is None:
+        return None
+
     def apply() -> None:
         mb = 2**20
         for what, value in ((resource.RLIMIT_AS, limits.memory_mb * mb), (resource.RLIMIT_CPU, limits.cpu_s),
@@ -136,7 +142,8 @@ def run_notebook(job: Job, limits: Limits = Limits()) -> dict:
         cwd = "/" if prefix else scratch
         env = _env() | ({} if prefix else {"HOME": scratch, "MINCLIP_SANDBOX_WORK": scratch})
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                cwd=cwd, env=env, start_new_session=True, preexec_fn=_preexec(limits, nproc))
+                                cwd=cwd, env=env, start_new_session=os.name == "posix",
+                                preexec_fn=_preexec(limits, nproc))
         try:
             out, _ = proc.communicate(json.dumps(job.__dict__).encode(), timeout=job.timeout + STARTUP_S)
         except subprocess.TimeoutExpired:
@@ -157,7 +164,7 @@ def run_notebook(job: Job, limits: Limits = Limits()) -> dict:
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the runner's whole process group (with namespaces, its PID namespace dies with it)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL) if os.name == "posix" else proc.kill()
     except (ProcessLookupError, PermissionError):
         pass
     try:
