@@ -23,6 +23,7 @@ AUTO_RHOS = (0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # auto_rho 
 AUTO_TARGET = 1.0  # auto_rho: the share of the forgotten cells' class evidence the edit must remove (1 = all of it)
 AUTO_KEEP = 0.9  # auto_rho: the share of the retained cells' class evidence the edit must keep
 DEFAULT_RHO = 0.99  # the package default, which auto_rho falls back to
+CELLS = ("forget", "retain", "same_class")  # the groups of cells class_evidence_kept reads
 CHAPTER = "What a linear edit can forget"
 
 
@@ -92,7 +93,8 @@ def class_evidence_kept(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes:
     Evidence: the mean cosine margin (own class minus best other class) of the cells' prototypes (their text
     directions when no prototypes are given) against `classifier` (C, d) (default: `domain_free_classifier`),
     after the edit divided by before. Data-free. cells="forget": 1 = untouched, 0 = the margin is gone,
-    < 0 = they now read as another class; cells="retain": what the retained cells keep (1 = all).
+    < 0 = they now read as another class; cells="retain": what the retained cells keep (1 = all);
+    cells="same_class": what the retained cells of a class with a forgotten cell keep (NaN if none).
     """
     F, R = edit.directions(text_dirs, mask.bool(), prototypes)
     P = hard_projector(F.double(), R.double(), rho=rho)
@@ -102,12 +104,14 @@ def class_evidence_kept(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes:
 def _evidence_kept(P: torch.Tensor, text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None,
                    classifier: torch.Tensor | None, cells: str) -> float:
     """P (d, d) -> mean margin after / before over the forgotten or retained cells' vectors (class_evidence_kept)."""
-    if cells not in ("forget", "retain"):
-        raise ValueError(f"unknown cells {cells!r}; valid: forget, retain")
+    if cells not in CELLS:
+        raise ValueError(f"unknown cells {cells!r}; valid: {', '.join(CELLS)}")
     mask = mask.bool()
     vectors = (prototypes if prototypes is not None else text_dirs.unsqueeze(2)).double()
     classifier = domain_free_classifier(text_dirs) if classifier is None else Fn.normalize(classifier.double(), dim=-1)
-    chosen = mask if cells == "forget" else ~mask
+    chosen = {"forget": mask, "retain": ~mask, "same_class": ~mask & mask.any(dim=1, keepdim=True)}[cells]
+    if not chosen.any():
+        return float("nan")
     V = vectors[chosen]  # (k, n, d)
     labels = torch.nonzero(chosen)[:, 0].repeat_interleave(V.shape[1])
     V = V.reshape(-1, V.shape[-1])
@@ -123,7 +127,8 @@ def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tens
     """The data-free energy threshold: the largest rho in `rhos` whose edit removes `target` and keeps `keep`.
 
     measure="evidence" (default): the forgotten cells lose at least `target` of their class evidence
-    (1 - class_evidence_kept >= target) while the retained cells keep at least `keep` of theirs.
+    (1 - class_evidence_kept >= target) while the retained cells keep at least `keep` of theirs, both
+    all together and those of the classes that lose a cell (the same class in other domains).
     measure="forgettability": forgettability(rho) >= target (no retain condition).
     When no rho qualifies: DEFAULT_RHO (the package default; the edit then warns if it removes little).
     Cost: at most one hard projector (two SVDs) per rho tried, largest rho first.
@@ -137,8 +142,10 @@ def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tens
                 return float(rho)
             continue
         P = hard_projector(F.double(), R.double(), rho=rho)
-        if (1.0 - _evidence_kept(P, text_dirs, mask, prototypes, classifier, "forget") >= target
-                and _evidence_kept(P, text_dirs, mask, prototypes, classifier, "retain") >= keep):
+        removed = 1.0 - _evidence_kept(P, text_dirs, mask, prototypes, classifier, "forget")
+        retain = _evidence_kept(P, text_dirs, mask, prototypes, classifier, "retain")
+        same = _evidence_kept(P, text_dirs, mask, prototypes, classifier, "same_class")  # NaN: no such cells
+        if removed >= target and retain >= keep and (np.isnan(same) or same >= keep):
             return float(rho)
     return DEFAULT_RHO
 

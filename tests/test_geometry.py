@@ -142,11 +142,15 @@ def test_auto_rho_is_the_largest_rho_that_meets_the_rule():
         want = max(reached) if reached else geometry.DEFAULT_RHO
         assert auto_rho(T, mask, protos, target=target, rhos=rhos, measure="forgettability") == want
     removed = {r: 1 - class_evidence_kept(T, mask, protos, rho=r) for r in rhos}
-    kept = {r: class_evidence_kept(T, mask, protos, rho=r, cells="retain") for r in rhos}
-    for target, keep in ((0.5, 0.9), (1.0, 0.9), (1.0, 0.5), (0.2, 0.99)):
+    kept = {r: min(class_evidence_kept(T, mask, protos, rho=r, cells=c) for c in ("retain", "same_class"))
+            for r in rhos}
+    picked = set()
+    for target, keep in ((0.3, 0.9), (0.5, 0.85), (1.0, 0.2), (0.9, 0.5)):
         ok = [r for r in rhos if removed[r] >= target and kept[r] >= keep]
         want = max(ok) if ok else geometry.DEFAULT_RHO
         assert auto_rho(T, mask, protos, target=target, keep=keep, rhos=rhos) == want
+        picked.add(want)
+    assert len(picked) >= 3  # the cases reach different rhos, the fallback among them
     with pytest.raises(ValueError, match="valid: forgettability, evidence"):
         auto_rho(T, mask, measure="norm")
 
@@ -155,7 +159,11 @@ def test_retained_evidence_is_kept_when_nothing_is_removed():
     T, protos = additive_grid(np.random.default_rng(5), n=2)
     mask = one_cell(5, 3)
     assert class_evidence_kept(T, mask, protos, rho=1.0, cells="retain") == pytest.approx(1.0, abs=1e-9)
-    with pytest.raises(ValueError, match="valid: forget, retain"):
+    assert class_evidence_kept(T, mask, protos, rho=1.0, cells="same_class") == pytest.approx(1.0, abs=1e-9)
+    everywhere = torch.zeros(5, 3, dtype=torch.bool)
+    everywhere[0] = True  # a global mask leaves no retained cell of its class
+    assert np.isnan(class_evidence_kept(T, everywhere, protos, cells="same_class"))
+    with pytest.raises(ValueError, match="valid: forget, retain, same_class"):
         class_evidence_kept(T, mask, cells="all")
 
 
