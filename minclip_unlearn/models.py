@@ -18,6 +18,11 @@ def list_models() -> list[str]:
 
 def check_name(name: str) -> None:
     """Raise a ValueError naming close valid choices if name is not a known architecture."""
+    if name != TOY_NAME and name.startswith("toy"):
+        from .toyworld import TOY_CLIP_NAME
+
+        if name == TOY_CLIP_NAME:  # its open_clip config, registered by the package: not loadable by that name
+            raise ValueError(f"{name!r} is the toy CLIP's internal open_clip config; name the model {TOY_NAME!r}")
     valid = list_models()
     if name not in valid:
         near = [m for m in valid if name.lower().replace("/", "-")[:5] in m.lower()][:10] or valid[:10]

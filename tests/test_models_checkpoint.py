@@ -61,6 +61,8 @@ def test_missing_checkpoint_names_the_path_before_any_model_is_built(tmp_path, m
     check_pretrained("ViT-B-32", "openai")  # a tag is fine (fetching it is load_clip's business)
     with pytest.raises(ValueError, match="unknown model"):
         check_pretrained("ViT-B-33", None)
+    with pytest.raises(ValueError, match="name the model 'toy'"):  # loaded under that name, its tokenizer was wrong
+        check_pretrained(TOY_CLIP_NAME, None)
 
 
 def test_a_good_toy_checkpoint_still_loads(tmp_path):
