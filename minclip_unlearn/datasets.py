@@ -80,7 +80,10 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
         known = json.loads(store.read_text()) if store.is_file() else {}
     except (OSError, ValueError):
         known = {}
-    if known.get(key[0], [None, None, None])[:2] == [key[1], key[2]]:
+    if not isinstance(known, dict):  # damaged or foreign: start afresh
+        known = {}
+    entry = known.get(key[0])
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [key[1], key[2]] and isinstance(entry[2], str):
         _sha_memo[key] = known[key[0]][2]
         return _sha_memo[key]
     h = hashlib.sha256()

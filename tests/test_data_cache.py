@@ -203,3 +203,35 @@ def test_meta_count_must_match(good_cache):
     with pytest.raises(CacheCorrupt, match="n_images in meta.json"):
         load_features(good_cache)
     assert os.path.isfile(good_cache / "features.pt")  # refused, never deleted by a reader
+
+
+def test_extract_cli_ctrl_c_and_errors_are_one_line(fake_dn, tmp_path, monkeypatch, capsys):
+    args = ["--model", "toy", "--pretrained", "none", "--dataset", "domainnet", "--root", str(fake_dn),
+            "--out", str(tmp_path), "--domains", "clipart"]
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(X, "extract", interrupted)
+    assert X.main(args) == 130
+    assert capsys.readouterr().err.strip() == "interrupted; run the same command again to resume"
+    assert X.main([*args[:-2], "--domains", "sketch"]) == 2  # no sketch lists in the fake tree
+    err = capsys.readouterr().err
+    assert err.startswith("error: split list") and "missing" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as e:
+        X.main([*args, "--chunk-size", "0"])
+    assert e.value.code == 2 and "--chunk-size must be at least 1" in capsys.readouterr().err
+
+
+def test_a_damaged_digest_store_is_ignored_and_rewritten(tmp_path):
+    from minclip_unlearn.cache import cache_dir as package_cache
+
+    store = package_cache("checkpoint-sha256.json")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"w" * 100)
+    for junk in ('[{"assignment": "projector"}]', "not json", json.dumps({str(path.resolve()): "x"})):
+        store.write_text(junk)
+        DS._sha_memo.clear()
+        assert DS.checkpoint_sha256(path) == DS.hashlib.sha256(b"w" * 100).hexdigest()
+        assert isinstance(json.loads(store.read_text()), dict)
