@@ -293,8 +293,11 @@ def describe(records: list[dict], checkpoint) -> str:
             f"  model: {src.get('model', '?')} ({src.get('pretrained') or 'random init'})",
             f"  forgot {len(cells)} of {shape[0] * shape[1]} cells: "
             + ", ".join(f"{c}/{m}" for c, m in cells[:12]) + (" ..." if len(cells) > 12 else ""),
-            f"  mode {r.get('mode')}, method {r.get('method')}: alpha {r.get('alpha')}, rho {r.get('rho')}, "
-            f"lam {r.get('lam')}, mu {r.get('mu')}; {r.get('n_prototypes', 0)} prototype(s) per cell",
+            f"  mode {r.get('mode')}, method {r.get('method')}: "
+            + ", ".join(f"{k} {v}" for k, v in (r.get("settings") or {k: r.get(k) for k in ("alpha", "rho", "lam", "mu")}
+                                                ).items() if v is not None)
+            + (" (rho chosen by auto)" if r.get("rho_auto") else "")
+            + f"; {r.get('n_prototypes', 0)} prototype(s) per cell",
         ]
         if "forget_norm_kept" in r:
             lines.append(f"  rank removed {r.get('rank_removed')}; norm kept: forget directions "
