@@ -17,7 +17,8 @@ import torch.nn.functional as Fn
 
 from .datasets import FeatureSet
 from .evaluate import embed, group_accuracy, image_features, zero_shot_logits
-from .prototypes import SynthesisConfig, cache_path, pixel_stats, save_atomic, synthesize_in_chunks
+from .cache import atomic_torch_save
+from .prototypes import SynthesisConfig, cache_path, pixel_stats, synthesize_in_chunks
 
 
 # ---------------------------------------------------------------- (i) prompt removal
@@ -63,9 +64,9 @@ def prototype_images(model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig 
     out = {"prototypes": protos.reshape(*grid.shape, cfg.n, -1),
            "images": images.reshape(*grid.shape, cfg.n, *images.shape[1:]),
            "seconds": time.perf_counter() - start}
-    save_atomic(out, path)
+    atomic_torch_save(path, out)
     if not proto_path.exists():  # also fill grid_prototypes' cache
-        save_atomic(out["prototypes"], proto_path)
+        atomic_torch_save(proto_path, out["prototypes"])
     return out
 
 

@@ -5,78 +5,22 @@ import copy
 import datetime
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
-import warnings
-from dataclasses import asdict, dataclass, fields
-
 import torch
-import torch.nn.functional as Fn
 
 from . import __version__, geometry
-from .logit_edit import OUTSIDE, logit_projector
+from .cache import atomic_write
+from .logit_edit import logit_matrix
 from .models import has_visual_proj
 from .nullspace import hard_projector, kept_fraction, orth, projector_from_basis, removed_basis, soft_projector
 from .paradigms import ConceptGrid, validate_mask
+from .settings import METHODS, SETTINGS, Hard, Logit, Soft, method_name, settings_for  # noqa: F401 (edit.Hard, ...)
 
 MODES = ("multimodal", "text")
 
 
-@dataclass(frozen=True)
-class Hard:
-    """The retain-protected hard projector I - alpha U U^T (METHOD.md §4a); rho="auto": geometry.auto_rho."""
-
-    alpha: float = 1.0
-    rho: float | str = 0.99
-
-    def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha (strength) must be in [0, 1], got {self.alpha}")
-        if self.rho != "auto" and not 0.0 < float(self.rho) <= 1.0:
-            raise ValueError(f"rho must be in (0, 1] or 'auto', got {self.rho!r}")
-
-
-@dataclass(frozen=True)
-class Soft:
-    """The soft CCUP closed form (METHOD.md §4b): forget weight lam, retain weight mu."""
-
-    lam: float = 100.0
-    mu: float = 10.0
-
-    def __post_init__(self):
-        if self.lam < 0 or self.mu < 0:
-            raise ValueError(f"lam and mu must be >= 0, got lam={self.lam}, mu={self.mu}")
-
-
-@dataclass(frozen=True)
-class Logit:
-    """The logit-constrained edit (the book's own extension, METHOD.md §4e; see logit_edit.py).
-
-    gamma: forgotten logit -> mean of the other classes' minus gamma of their spread; alpha: strength;
-    rho: energy share of each retained layer whose logits are held; lam / mu: None for hard constraints,
-    else soft weights on the forget targets / held logits; outside: logits off the retained span.
-    """
-
-    gamma: float = 1.0
-    alpha: float = 1.0
-    rho: float = 1.0
-    lam: float | None = None
-    mu: float | None = None
-    outside: str = "free"
-
-    def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha (strength) must be in [0, 1], got {self.alpha}")
-        if not 0.0 < self.rho <= 1.0:
-            raise ValueError(f"rho must be in (0, 1], got {self.rho}")
-        if (self.lam is not None and self.lam <= 0) or (self.mu is not None and self.mu < 0):
-            raise ValueError(f"lam must be > 0 and mu >= 0 (or None: hard), got lam={self.lam}, mu={self.mu}")
-        if self.outside not in OUTSIDE:
-            raise ValueError(f"unknown outside {self.outside!r}; valid: {', '.join(OUTSIDE)}")
-
-
-SETTINGS = {"hard": Hard, "soft": Soft, "logit": Logit}
-METHODS = tuple(SETTINGS)
 SUPPORTED = "open_clip VisionTransformer CLIPs with a visual.proj matrix (ViT-B-32, ViT-B-16, ViT-L-14, ..., and 'toy')"
 
 
@@ -97,24 +41,6 @@ def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Te
     cells = cell_directions(text_dirs, mask, prototypes)
     d = cells.shape[-1]
     return cells[mask].reshape(-1, d).T, cells[~mask].reshape(-1, d).T
-
-
-def settings_for(method: str = "hard", alpha: float | None = None, rho: float | str | None = None,
-                 lam: float | None = None, mu: float | None = None) -> Hard | Soft | Logit:
-    """A method name and flat keywords (None: the method's default; knobs it has no use for are ignored) -> its settings."""
-    if method not in SETTINGS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    cls = SETTINGS[method]
-    given = {"alpha": alpha, "rho": rho, "lam": lam, "mu": mu}
-    return cls(**{f.name: given[f.name] for f in fields(cls) if given.get(f.name) is not None})
-
-
-def method_name(settings: Hard | Soft | Logit) -> str:
-    """A settings object -> its method's name ('hard', 'soft' or 'logit')."""
-    names = [name for name, cls in SETTINGS.items() if isinstance(settings, cls)]
-    if not names:
-        raise ValueError(f"settings must be one of {', '.join(c.__name__ for c in SETTINGS.values())}, got {settings!r}")
-    return names[0]
 
 
 def projector(
@@ -177,23 +103,12 @@ def edit_matrix(settings: Hard | Soft | Logit, F: torch.Tensor, R: torch.Tensor,
         P = projector_from_basis(U, settings.alpha, F.dtype)
         rank, kept_f, kept_r = (U.shape[1] if settings.alpha > 0 else 0), kept_fraction(U, settings.alpha, F), \
             kept_fraction(U, settings.alpha, R)
-        forgettable = float((U.T @ F.double()).norm() / F.double().norm())  # = geometry.forgettability
-        if forgettable < geometry.LOW_FORGETTABILITY:
-            warnings.warn(geometry.low_forgettability_message(forgettable), stacklevel=3)
+        geometry.warn_if_low(U, F, stacklevel=4)
         return P, {"rank_removed": rank, "forget_norm_kept": kept_f, "retain_norm_kept": kept_r}
     if isinstance(settings, Soft):
         P, Q = soft_projector(F, R, lam=settings.lam, mu=settings.mu), orth(F)  # P - I = -lam F F^T A^-1
     else:
-        if classifier is None:
-            raise ValueError("method='logit' needs classifier=C, the (num_classes, d) class embeddings "
-                             "(prompts.class_embeddings or lab.classifier)")
-        if tuple(classifier.shape) != (cells.shape[0], cells.shape[-1]):
-            raise ValueError(f"classifier must be (num_classes, d) = {(cells.shape[0], cells.shape[-1])}, "
-                             f"got {tuple(classifier.shape)}")
-        T = Fn.normalize(classifier.double(), dim=-1)
-        P = logit_projector(cells.double(), mask, T, settings.gamma, settings.alpha, settings.rho, settings.lam,
-                            settings.mu, settings.outside).to(F.dtype)
-        Q = orth(T.T)  # P - I = sum of class-embedding columns times rows
+        P, Q = logit_matrix(settings, cells, mask, classifier, F.dtype)
     D = Q.T.double() @ (P.double() - torch.eye(P.shape[0], dtype=torch.float64))  # (r, d): P - I = Q D
     rtol = torch.finfo(P.dtype).eps * P.shape[0]  # P's own round-off is not a removed direction
     rank = int(torch.linalg.matrix_rank(D, rtol=rtol)) if D.numel() and D.abs().max() > 0 else 0
@@ -271,12 +186,8 @@ def save_edited(model, path: str | os.PathLike, overwrite: bool = False) -> tupl
     """Write the plain open_clip state_dict to path and the edit records to path.json; never overwrite silently."""
     check_writable(path, overwrite)
     path, rec = Path(path), record_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, write in ((path, lambda f: torch.save(model.state_dict(), f)),
-                          (rec, lambda f: f.write_bytes(json.dumps(getattr(model, "minclip_records", []), indent=2).encode()))):
-        tmp = target.with_name(target.name + ".part")
-        write(tmp)
-        os.replace(tmp, target)
+    atomic_write(path, lambda f: torch.save(model.state_dict(), f))
+    atomic_write(rec, lambda f: f.write(json.dumps(getattr(model, "minclip_records", []), indent=2).encode()))
     return path, rec
 
 

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as Fn
@@ -154,3 +156,12 @@ def low_forgettability_message(frac: float) -> str:
     """Forgettability in [0, 1] -> the one-line warning that the edit removes almost nothing."""
     return (f"the edit removes almost nothing: only {100 * frac:.0f}% of the forget directions lie outside the "
             f"protected retain span; see the chapter '{CHAPTER}' (lower rho, or use rho='auto')")
+
+
+def warn_if_low(U: torch.Tensor, F: torch.Tensor, stacklevel: int = 2) -> None:
+    """Removed basis U (d, r), forget directions F (d, k_f): warn in one line when ||U^T F|| / ||F|| (= forgettability)
+    is below LOW_FORGETTABILITY."""
+    frac = float((U.T.double() @ F.double()).norm() / F.double().norm())
+    if frac < LOW_FORGETTABILITY:
+        warnings.warn(low_forgettability_message(frac), stacklevel=stacklevel)
+

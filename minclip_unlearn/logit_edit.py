@@ -169,3 +169,18 @@ def logit_projector(cells: Tensor, mask: Tensor, classifier: Tensor, gamma: floa
     d = cells.shape[-1]
     P = torch.eye(d, dtype=torch.float64) + alpha * logit_delta(cells, mask, classifier, gamma, rho, lam, mu, outside)
     return P.to(cells.dtype)
+
+
+def logit_matrix(settings, cells: Tensor, mask: Tensor, classifier: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """settings.Logit, (C, M, k, d) cells, (C, M) mask, (C, d) classifier -> (P (d, d), Q (d, r)) with P - I = Q (...)."""
+    if classifier is None:
+        raise ValueError("method='logit' needs classifier=C, the (num_classes, d) class embeddings "
+                         "(prompts.class_embeddings or lab.classifier)")
+    if tuple(classifier.shape) != (cells.shape[0], cells.shape[-1]):
+        raise ValueError(f"classifier must be (num_classes, d) = {(cells.shape[0], cells.shape[-1])}, "
+                         f"got {tuple(classifier.shape)}")
+    T = torch.nn.functional.normalize(classifier.double(), dim=-1)
+    P = logit_projector(cells.double(), mask, T, settings.gamma, settings.alpha, settings.rho, settings.lam,
+                        settings.mu, settings.outside).to(dtype)
+    return P, orth(T.T)  # P - I = sum of class-embedding columns times rows
+

@@ -162,11 +162,6 @@ def synthesize_in_chunks(model, targets: torch.Tensor, cfg: SynthesisConfig, pro
     return torch.cat([o[0] for o in outs]), torch.cat([o[2] for o in outs])
 
 
-def save_atomic(value, path: Path) -> None:
-    """torch.save value to path all at once (cache.atomic_torch_save)."""
-    atomic_torch_save(path, value)
-
-
 def grid_prototypes(
     model, text_dirs: torch.Tensor, grid, cfg: SynthesisConfig = SynthesisConfig(),
     cache_dir: str | os.PathLike | None = None, progress: bool = True, cells: torch.Tensor | None = None,
@@ -182,7 +177,7 @@ def grid_prototypes(
     if cells is None:
         protos = synthesize_in_chunks(model, text_dirs.reshape(-1, text_dirs.shape[-1]), cfg, progress)[0]
         protos = protos.reshape(*grid.shape, cfg.n, -1)
-        save_atomic(protos, full)
+        atomic_torch_save(full, protos)
         return protos
     cells = _check_cells(cells, grid)
     path = cache_path(model, text_dirs, grid, cfg, cache_dir, cells)
@@ -191,7 +186,7 @@ def grid_prototypes(
     else:
         chosen = synthesize_in_chunks(model, text_dirs[cells], cfg, progress)[0] if cells.any() else \
             text_dirs.new_zeros(0, cfg.n, text_dirs.shape[-1])
-        save_atomic(chosen, path)
+        atomic_torch_save(path, chosen)
     protos = chosen.new_zeros(*grid.shape, cfg.n, text_dirs.shape[-1])
     protos[cells] = chosen
     return protos
