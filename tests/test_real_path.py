@@ -70,4 +70,4 @@ def test_the_dataset_chapters_run_on_real_features(real_env, chapter, data):
     assert "NOT FOUND" not in printed
     assert "model: toy (" in printed and f"data: {data}" in printed
     if data == "DomainNet":  # the text-side figures name the lab's model, not a default one
-        assert f"toy ({cache_path().stem}) text tower" in printed
+        assert f"toy ({cache_path().stem}) text directions" in printed
