@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -46,6 +47,7 @@ def model_config() -> dict:
 open_clip.factory._MODEL_CONFIGS[TOY_CLIP_NAME] = model_config()  # what add_model_config does with a JSON file
 
 
+@functools.lru_cache(maxsize=None)  # the world is fixed for a given code: draw the sample once per process
 def world_hash(n: int = 64) -> str:
     """A sha256 of what the world draws and says for fixed seeds: it changes whenever rendering or captions change."""
     h = hashlib.sha256(json.dumps([CLASSES, STYLES, IMAGE_SIZE, vocabulary()]).encode())
