@@ -13,7 +13,7 @@ import numpy as np
 from ..paradigms import TOYWORLD_CLASSES
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
-from .runner import CheckSpec, Measured, all_failed, blank, finish, missing, number, run_checks
+from .runner import CheckSpec, Measured, all_failed, blank, finish, grade_report, missing, number, run_checks
 
 PROBE_KEYS = {
     "zero_shot_forget_before": "zero-shot accuracy on the forgotten cells, original model",
@@ -182,7 +182,4 @@ def gate(result: Result, fresh: Any, task: dict) -> Result:
 
 def grade(values: Any, task: dict) -> list[Result]:
     """Score the kernel's values {"report": ..., "fresh": ...} -> [Result] (in the grader's process)."""
-    values = values if isinstance(values, dict) else {}
-    report = values.get("report")
-    result = check_probe_attack(report if isinstance(report, dict) else None, verbose=False)
-    return [gate(result, values.get("fresh"), task)]
+    return grade_report(values, task, check_probe_attack, gate)

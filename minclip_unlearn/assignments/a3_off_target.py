@@ -13,7 +13,7 @@ from ..paradigms import TOYWORLD_CLASSES, TOYWORLD_DOMAINS
 from .a2_probe import PROBE_N_PER_CELL, ZERO_SHOT_TOL
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
-from .runner import CheckSpec, Measured, all_failed, blank, finish, missing, number, run_checks
+from .runner import CheckSpec, Measured, all_failed, blank, finish, grade_report, missing, number, run_checks
 
 GROUPS = {
     "forget": "the forgotten cell(s)",
@@ -182,7 +182,4 @@ def gate(result: Result, fresh: Any, task: dict) -> Result:
 
 def grade(values: Any, task: dict) -> list[Result]:
     """Score the kernel's values {"report": ..., "fresh": ...} -> [Result] (in the grader's process)."""
-    values = values if isinstance(values, dict) else {}
-    report = values.get("report")
-    result = check_off_target(report if isinstance(report, dict) else None, verbose=False)
-    return [gate(result, values.get("fresh"), task)]
+    return grade_report(values, task, check_off_target, gate)

@@ -160,3 +160,12 @@ def maxabs(A: Tensor) -> float:
 def short(x: float) -> str:
     """A measured error, short: 0.31, 2.4e-09."""
     return f"{x:.2g}" if 1e-3 <= abs(x) < 1e3 else f"{x:.1e}"
+
+
+def grade_report(values: Any, task: dict, check: Callable[..., Result],
+                 gate: Callable[[Result, Any, dict], Result]) -> list[Result]:
+    """The kernel's values {"report": ..., "fresh": ...} -> [Result]: check the report, then gate it on the fresh run."""
+    values = values if isinstance(values, dict) else {}
+    report = values.get("report")
+    return [gate(check(report if isinstance(report, dict) else None, verbose=False), values.get("fresh"), task)]
+
