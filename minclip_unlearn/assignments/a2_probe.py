@@ -13,7 +13,7 @@ import numpy as np
 from ..paradigms import TOYWORLD_CLASSES
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
-from .runner import CheckSpec, Measured, all_failed, blank, finish, grade_report, missing, number, run_checks
+from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
 
 PROBE_KEYS = {
     "zero_shot_forget_before": "zero-shot accuracy on the forgotten cells, original model",
@@ -163,9 +163,7 @@ def fresh_task(seed: int) -> dict:
 def gate(result: Result, fresh: Any, task: dict) -> Result:
     """Fail every number check the student's functions do not reproduce on the grader's fresh class."""
     ref = probe_reference(task["forgotten_class"], task["n_per_cell"], task["rho"])
-    values = fresh.get("values") if isinstance(fresh, dict) else None
-    why = (str(fresh.get("error"))[:300] if isinstance(fresh, dict) and fresh.get("error") else
-           "the grader received no values from them")
+    values, why = fresh_values(fresh)
     for c in result.checks:
         key = NUMBER_OF.get(c.name)
         if key is None or not c.passed:

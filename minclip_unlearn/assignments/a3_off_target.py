@@ -13,7 +13,7 @@ from ..paradigms import TOYWORLD_CLASSES, TOYWORLD_DOMAINS
 from .a2_probe import PROBE_N_PER_CELL, ZERO_SHOT_TOL
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
-from .runner import CheckSpec, Measured, all_failed, blank, finish, grade_report, missing, number, run_checks
+from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
 
 GROUPS = {
     "forget": "the forgotten cell(s)",
@@ -163,9 +163,7 @@ def fresh_task(seed: int) -> dict:
 def gate(result: Result, fresh: Any, task: dict) -> Result:
     """Fail every number check the student's functions do not reproduce on the grader's fresh cell."""
     ref = off_target_reference(task["forgotten_class"], task["forgotten_domain"])
-    values = fresh.get("values") if isinstance(fresh, dict) else None
-    why = (str(fresh.get("error"))[:300] if isinstance(fresh, dict) and fresh.get("error") else
-           "the grader received no values from them")
+    values, why = fresh_values(fresh)
     for c in result.checks:
         if c.name not in NUMBERS_OF or not c.passed:
             continue

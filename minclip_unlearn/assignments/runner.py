@@ -169,3 +169,11 @@ def grade_report(values: Any, task: dict, check: Callable[..., Result],
     report = values.get("report")
     return [gate(check(report if isinstance(report, dict) else None, verbose=False), values.get("fresh"), task)]
 
+
+def fresh_values(fresh: Any) -> tuple[dict | None, str]:
+    """The kernel's fresh run {"values": ..., "error": ...} -> (its values or None, why they may be missing)."""
+    values = fresh.get("values") if isinstance(fresh, dict) else None
+    why = (str(fresh.get("error"))[:300] if isinstance(fresh, dict) and fresh.get("error") else
+           "the grader received no values from them")
+    return values, why
+
