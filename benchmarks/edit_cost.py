@@ -6,13 +6,13 @@ interleaved rounds (median, min-max, spread) and the load average beside every f
 
 Sides, one call each per round, the order rotating:
 - image: model.encode_image of one 224 x 224 image;
-- fast edit: the Gram path of minclip_unlearn.nullspace, called directly: the retain Gram as G_all - F F^T
-  (G_all, the Gram of every cell's directions, is computed once with the directions and timed apart),
-  U = removed_basis(F, retain_gram=...), visual.proj <- W - alpha (W U) U^T, and the record's kept
-  fractions from U (no d x d product with R);
-- edit.unlearn: the package's edit as it stands (directions, projector, visual.proj, record; in place).
+- fast edit: the package's call on its Gram path, edit.unlearn(..., gram=G_all, inplace=True) (then
+  edit.restore), G_all = edit.all_cells_gram(text_dirs, protos) computed once with the directions and timed
+  apart: the retain Gram as G_all - F F^T, U = removed_basis(F, retain_gram=...), visual.proj <- W - alpha (W U) U^T,
+  and the record's kept fractions from U (no d x d product with R);
+- with --package: edit.unlearn without gram= (it forms R R^T, O(d^2 k_r), for the mask).
 
-    python benchmarks/edit_cost.py [--prototypes 2] [--repeats 9] [--threads 1]
+    python benchmarks/edit_cost.py [--prototypes 2] [--repeats 9] [--threads 1] [--package]
 """
 from __future__ import annotations
 
@@ -29,28 +29,16 @@ import torch  # noqa: E402
 from measure import fix_threads, header, interleave, load_average, median, paired_ratio, show, timed  # noqa: E402
 from minclip_unlearn import edit, paradigms  # noqa: E402
 from minclip_unlearn.models import load_clip  # noqa: E402
-from minclip_unlearn.nullspace import gram, kept_fraction, removed_basis, retain_gram  # noqa: E402
 
 
-def cell_directions(text_dirs: torch.Tensor, protos: torch.Tensor | None) -> torch.Tensor:
-    """(C, M, d) text, optional (C, M, n, d) prototypes -> (C, M, 1 + n, d) every cell's directions."""
-    cells = text_dirs.unsqueeze(2)
-    return cells if protos is None else torch.cat([cells, protos], dim=2)
-
-
-def fast_edit(model, cells: torch.Tensor, mask: torch.Tensor, all_gram: torch.Tensor,
-              alpha: float = 1.0, rho: float = 0.99) -> dict:
-    """Edit visual.proj in place through the Gram path; return the record's figures (rank, kept fractions)."""
-    d = cells.shape[-1]
-    F = cells[mask].reshape(-1, d).T  # (d, k_f): the only directions gathered per mask
-    G_R = retain_gram(all_gram, F)  # (d, d) = G_all - F F^T
-    U = removed_basis(F, rho=rho, retain_gram=G_R)  # (d, r)
-    with torch.no_grad():
-        W = model.visual.proj
-        W64 = W.double()
-        W.copy_((W64 - alpha * (W64 @ U) @ U.T).to(W.dtype))  # W P^T with P = I - alpha U U^T, O(D d r)
-    return {"rank_removed": U.shape[1] if alpha > 0 else 0, "forget_norm_kept": kept_fraction(U, alpha, A=F),
-            "retain_norm_kept": kept_fraction(U, alpha, gram=G_R)}
+def fast_edit(model, grid, mask: torch.Tensor, text_dirs: torch.Tensor, protos: torch.Tensor | None,
+              all_gram: torch.Tensor, alpha: float = 1.0, rho: float = 0.99) -> dict:
+    """The package's Gram path: edit.unlearn(..., gram=all_gram, inplace=True), multimodal if protos is given,
+    else text; return its record (rank removed, kept fractions). Undo it with edit.restore(model)."""
+    mode = "text" if protos is None else "multimodal"
+    edited = edit.unlearn(model, grid, mask, text_dirs, protos, mode=mode, alpha=alpha, rho=rho, inplace=True,
+                          gram=all_gram)
+    return edited.minclip_records[-1]
 
 
 def main() -> None:
@@ -69,19 +57,16 @@ def main() -> None:
     text_dirs, protos = normal(*grid.shape, d), normal(*grid.shape, args.prototypes, d)
     mask = paradigms.forget_classes_in_domains(grid, ["zebra", "lion"], ["sketch", "quickdraw"])
     image = torch.randn(1, 3, 224, 224)
-    cells = cell_directions(text_dirs, protos)
-    t_gram = [timed(lambda: gram(cells.reshape(-1, d).T)) for _ in range(3)]
-    all_gram = gram(cells.reshape(-1, d).T)
-    original = model.visual.proj.detach().clone()
+    t_gram = [timed(lambda: edit.all_cells_gram(text_dirs, protos)) for _ in range(3)]
+    all_gram = edit.all_cells_gram(text_dirs, protos)
 
     def encode():
         with torch.inference_mode():
             model.encode_image(image)
 
     def fast():
-        fast_edit(model, cells, mask, all_gram)
-        with torch.no_grad():
-            model.visual.proj.copy_(original)
+        fast_edit(model, grid, mask, text_dirs, protos, all_gram)
+        edit.restore(model)
 
     def package():
         edit.unlearn(model, grid, mask, text_dirs, protos, inplace=True)
@@ -89,9 +74,8 @@ def main() -> None:
 
     sides = {"image": encode, "fast": fast} | ({"package": package} if args.package else {})
     times = interleave(sides, repeats=args.repeats)
-    record = fast_edit(model, cells, mask, all_gram)
-    with torch.no_grad():
-        model.visual.proj.copy_(original)
+    record = fast_edit(model, grid, mask, text_dirs, protos, all_gram)
+    edit.restore(model)
     k_f = int(mask.sum()) * (1 + args.prototypes)
     k_r = (grid.shape[0] * grid.shape[1] - int(mask.sum())) * (1 + args.prototypes)
     print(header(threads))
@@ -99,16 +83,17 @@ def main() -> None:
           f"k_f = {k_f}, k_r = {k_r}; rank removed {record['rank_removed']}, forget kept "
           f"{record['forget_norm_kept']:.3f}, retain kept {record['retain_norm_kept']:.3f}")
     print(show("once per model and grid: Gram of all cells' directions", t_gram))
-    print(show("fast edit (Gram path: retain Gram, U, visual.proj, record) ", times["fast"]))
+    print(show("fast edit: edit.unlearn(..., gram=G_all, inplace=True)    ", times["fast"]))
     if args.package:
-        print(show("edit.unlearn as the package has it (in place)            ", times["package"]))
+        print(show("edit.unlearn without gram= (forms R R^T; in place)        ", times["package"]))
     print(show("encode one 224x224 image with ViT-B-32                    ", times["image"]))
     r, lo, hi = paired_ratio(times["fast"], times["image"])
     print(f"ratio fast edit / image: {r:.2f} (per-round min-max {lo:.2f}-{hi:.2f}; ratio of medians "
           f"{median(times['fast']) / median(times['image']):.2f}) -- goal <= 0.3 | {load_average()}")
     if args.package:
         r, lo, hi = paired_ratio(times["package"], times["image"])
-        print(f"ratio edit.unlearn / image: {r:.2f} (per-round min-max {lo:.2f}-{hi:.2f}) | {load_average()}")
+        print(f"ratio edit.unlearn without gram= / image: {r:.2f} (per-round min-max {lo:.2f}-{hi:.2f}) | "
+              f"{load_average()}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ The whole path of one global forget ("dog" in every domain), stage by stage, wit
 2. prototypes: pixel-space synthesis for the forget cells only (grid_prototypes(cells=mask)); the cost of
    synthesising every cell is printed beside it;
 3. projector: the nullspace Gram path for this mask (retain Gram G_all - F F^T, U = removed_basis);
-4. edit: visual.proj <- W - alpha (W U) U^T and the record's kept fractions from U;
+4. edit: the package's call edit.unlearn(..., gram=G_all, inplace=True) (edit_cost.fast_edit), which adds
+   visual.proj <- W - alpha (W U) U^T and the record's kept fractions from U to the projector;
 5. evaluation on cached features: zero-shot accuracy per cell (evaluate.accuracy_matrix) over N cached
    pre-projection features (PACS: its 9,991 images; DomainNet: its 176,743 test images).
 
@@ -33,13 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from edit_cost import cell_directions, fast_edit  # noqa: E402
+from edit_cost import fast_edit  # noqa: E402
 from measure import (count_flops, fix_threads, header, interleave, load_average, matmul_rate,  # noqa: E402
                      matmul_side, median, share, show, timed)
+from minclip_unlearn import edit as package_edit  # noqa: E402
 from minclip_unlearn import evaluate, paradigms, prompts, prototypes  # noqa: E402
 from minclip_unlearn.datasets import FeatureSet  # noqa: E402
 from minclip_unlearn.models import load_clip  # noqa: E402
-from minclip_unlearn.nullspace import gram, removed_basis, retain_gram  # noqa: E402
+from minclip_unlearn.nullspace import removed_basis, retain_gram  # noqa: E402
 
 TEST_IMAGES = {"pacs": 9_991, "domainnet": 176_743}  # PACS: every image; DomainNet: the official test lists
 FORGET = "dog"
@@ -118,9 +120,9 @@ def run_scale(name: str, model, tokenizer, args) -> dict:
     text_dirs = torch.nn.functional.normalize(torch.randn(*grid.shape, d, generator=g), dim=-1)
     protos = torch.zeros(*grid.shape, cfg.n, d)
     protos[mask] = torch.nn.functional.normalize(torch.randn(int(mask.sum()), cfg.n, d, generator=g), dim=-1)
-    cells = cell_directions(text_dirs, protos)
-    t_gram = timed(lambda: gram(cells.reshape(-1, d).T))
-    all_gram = gram(cells.reshape(-1, d).T)
+    cells = package_edit.cell_directions(text_dirs, mask, protos)
+    t_gram = timed(lambda: package_edit.all_cells_gram(text_dirs, protos))
+    all_gram = package_edit.all_cells_gram(text_dirs, protos)
     note = f" (sample of {len(part)}, extrapolated)" if len(part) < len(texts) else ""
     print(f"text directions: {fmt(t_text)}{note}, {s_text:.0%} of the fp32 matmul ceiling; at the full "
           f"77-token context: {fmt(t_full)} (extrapolated from {len(probe)} prompts); Gram of all "
@@ -153,15 +155,13 @@ def run_scale(name: str, model, tokenizer, args) -> dict:
     # 3-4. projector against a bare eigh (its O(d^3) core), edit against the fp64 matmul
     F = cells[mask].reshape(-1, d).T
     G_R = retain_gram(all_gram, F)
-    original = model.visual.proj.detach().clone()
 
     def projector():
         removed_basis(F, rho=0.99, retain_gram=retain_gram(all_gram, F))
 
     def edit():
-        fast_edit(model, cells, mask, all_gram)
-        with torch.no_grad():
-            model.visual.proj.copy_(original)
+        fast_edit(model, grid, mask, text_dirs, protos, all_gram)
+        package_edit.restore(model)
 
     times = interleave({"projector": projector, "edit": edit, "eigh": lambda: torch.linalg.eigh(G_R), "mm": mm64},
                        repeats=args.repeats)
@@ -180,13 +180,12 @@ def run_scale(name: str, model, tokenizer, args) -> dict:
     data = FeatureSet(torch.randn(n_run, D, generator=g), torch.randint(0, grid.shape[0], (n_run,), generator=g),
                       torch.randint(0, grid.shape[1], (n_run,), generator=g), grid)
     classifier = torch.nn.functional.normalize(torch.randn(grid.shape[0], d, generator=g), dim=-1)
-    fast_edit(model, cells, mask, all_gram)
+    fast_edit(model, grid, mask, text_dirs, protos, all_gram)
     run_eval = lambda: evaluate.accuracy_matrix(model, data, classifier)  # noqa: E731
     times = interleave({"eval": run_eval, "mm": mm32}, repeats=3)
     t_eval = median(times["eval"]) * n / n_run
     s_eval = share(times["eval"], count_flops(run_eval), times["mm"], mm32_work)
-    with torch.no_grad():
-        model.visual.proj.copy_(original)
+    package_edit.restore(model)
     note = f" (sample of {n_run}, extrapolated)" if n_run < n else ""
     print(f"evaluation on {n} cached features: {fmt(t_eval)}{note}, {s_eval:.0%} of fp32 matmul | {load_average()}")
     return {"scale": f"{name} {grid.shape[0]}x{grid.shape[1]}", "text": (t_text, s_text, "mm32"),

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 from . import __version__, geometry
-from .cache import atomic_write
 from .logit_edit import logit_matrix
 from .models import has_visual_proj
-from .nullspace import hard_projector, kept_fraction, orth, projector_from_basis, removed_basis, soft_projector
+from .nullspace import gram, hard_projector, kept_fraction, orth, removed_basis, retain_gram, soft_projector
 from .paradigms import ConceptGrid, validate_mask
+from .saving import check_writable, load_record, record_path, save_edited  # noqa: F401 (edit.save_edited, ...)
 from .settings import METHODS, SETTINGS, Hard, Logit, Soft, method_name, settings_for  # noqa: F401 (edit.Hard, ...)
 
 MODES = ("multimodal", "text")
@@ -36,11 +33,25 @@ def cell_directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: tor
     return cells
 
 
-def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None):
-    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> F (d, k_f), R (d, k_r)."""
-    cells = cell_directions(text_dirs, mask, prototypes)
+def split_cells(cells: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, M, k, d) cell directions, (C, M) mask -> F (d, k_f) of the masked cells, R (d, k_r) of the others."""
     d = cells.shape[-1]
     return cells[mask].reshape(-1, d).T, cells[~mask].reshape(-1, d).T
+
+
+def directions(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None):
+    """(C, M, d) text, (C, M) mask, optional (C, M, n, d) prototypes -> F (d, k_f), R (d, k_r)."""
+    return split_cells(cell_directions(text_dirs, mask, prototypes), mask)
+
+
+def all_cells_gram(text_dirs: torch.Tensor, prototypes: torch.Tensor | None = None) -> torch.Tensor:
+    """(C, M, d) text, optional (C, M, n, d) prototypes -> (d, d) float64 Gram of every cell's directions.
+
+    Computed once per model, grid and mode (prototypes for mode="multimodal", None for "text"), it makes
+    each unlearn(..., gram=G) cost O(d^3 + d^2 k_f) whatever the number of retained cells.
+    """
+    cells = cell_directions(text_dirs, torch.ones(text_dirs.shape[:2], dtype=torch.bool), prototypes)
+    return gram(cells.reshape(-1, cells.shape[-1]).T)
 
 
 def projector(
@@ -75,38 +86,60 @@ def kept_lowrank(P: torch.Tensor, A: torch.Tensor, Q: torch.Tensor) -> float:
     return float((outside + (QA + M).norm() ** 2).sqrt() / A.norm())
 
 
-def apply_projector(model, P: torch.Tensor, record: dict | None = None, inplace: bool = False):
-    """Model + P (d, d) -> model whose visual.proj is W P^T; the original W is kept for restore()."""
+def checked_proj(model) -> torch.Tensor:
+    """Model -> its visual.proj W (D, d), or one clear error naming the supported models."""
     if not has_visual_proj(model):
         raise ValueError(f"{type(getattr(model, 'visual', model)).__name__} has no visual.proj; supported: {SUPPORTED}")
-    W = model.visual.proj
-    if P.shape != (W.shape[1], W.shape[1]):
-        raise ValueError(f"P must be ({W.shape[1]}, {W.shape[1]}) for visual.proj of shape {tuple(W.shape)}, got {tuple(P.shape)}")
-    if not torch.isfinite(P).all():
-        raise ValueError("P contains NaN or inf")
+    return model.visual.proj
+
+
+def write_proj(model, new_proj, record: dict | None, inplace: bool):
+    """Copy the model (unless inplace), keep its original visual.proj once, set W <- new_proj(W in float64), log record."""
     edited = model if inplace else copy.deepcopy(model)
-    original = getattr(edited, "minclip_original_proj", None)
+    W = edited.visual.proj
     with torch.no_grad():
-        if original is None:
+        if getattr(edited, "minclip_original_proj", None) is None:
             edited.minclip_original_proj = W.detach().clone()
-        new = edited.visual.proj.double() @ P.double().T.to(W.device)
-        edited.visual.proj.copy_(new.to(W.dtype))
+        W.copy_(new_proj(W.double()).to(W.dtype))
     edited.minclip_records = list(getattr(edited, "minclip_records", [])) + [record or {}]
     return edited
 
 
+def apply_projector(model, P: torch.Tensor, record: dict | None = None, inplace: bool = False):
+    """Model + P (d, d) -> model whose visual.proj is W P^T; the original W is kept for restore()."""
+    W = checked_proj(model)
+    if P.shape != (W.shape[1], W.shape[1]):
+        raise ValueError(f"P must be ({W.shape[1]}, {W.shape[1]}) for visual.proj of shape {tuple(W.shape)}, got {tuple(P.shape)}")
+    if not torch.isfinite(P).all():
+        raise ValueError("P contains NaN or inf")
+    return write_proj(model, lambda W64: W64 @ P.double().T.to(W64.device), record, inplace)
+
+
+def apply_basis(model, U: torch.Tensor, alpha: float = 1.0, record: dict | None = None, inplace: bool = False):
+    """Model + orthonormal U (d, r) -> visual.proj W - alpha (W U) U^T = W P^T for P = I - alpha U U^T; O(D d r)."""
+    W = checked_proj(model)
+    if U.ndim != 2 or U.shape[0] != W.shape[1] or not torch.isfinite(U).all():
+        raise ValueError(f"U must be a finite ({W.shape[1]}, r) basis for visual.proj of shape {tuple(W.shape)}")
+    U64 = U.double().to(W.device)
+    return write_proj(model, lambda W64: W64 - alpha * (W64 @ U64) @ U64.T, record, inplace)
+
+
 def edit_matrix(settings: Hard | Soft | Logit, F: torch.Tensor, R: torch.Tensor, cells: torch.Tensor,
-                mask: torch.Tensor, classifier: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-    """One method's P (d, d) and what the record says about it: rank removed, norm kept of F and R."""
+                mask: torch.Tensor, classifier: torch.Tensor | None,
+                G_R: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """One method's edit and what the record says about it: rank removed, norm kept of F and R.
+
+    The edit is the removed basis U (d, r) for Hard (P = I - alpha U U^T), else P (d, d). The retain Gram
+    G_R = R R^T (d, d), if given, stands in for R in the hard basis, its retain kept fraction and the soft P.
+    """
     if isinstance(settings, Hard):
-        U = removed_basis(F, R, rho=settings.rho)
-        P = projector_from_basis(U, settings.alpha, F.dtype)
-        rank, kept_f, kept_r = (U.shape[1] if settings.alpha > 0 else 0), kept_fraction(U, settings.alpha, F), \
-            kept_fraction(U, settings.alpha, R)
+        a, U = settings.alpha, removed_basis(F, R, rho=settings.rho, retain_gram=G_R)
+        kept_r = kept_fraction(U, a, R) if G_R is None else kept_fraction(U, a, gram=G_R)
         geometry.warn_if_low(U, F, stacklevel=4)
-        return P, {"rank_removed": rank, "forget_norm_kept": kept_f, "retain_norm_kept": kept_r}
+        return U, {"rank_removed": U.shape[1] if a > 0 else 0, "forget_norm_kept": kept_fraction(U, a, F),
+                   "retain_norm_kept": kept_r}
     if isinstance(settings, Soft):
-        P, Q = soft_projector(F, R, lam=settings.lam, mu=settings.mu), orth(F)  # P - I = -lam F F^T A^-1
+        P, Q = soft_projector(F, R, lam=settings.lam, mu=settings.mu, retain_gram=G_R), orth(F)  # P - I = -lam F F^T A^-1
     else:
         P, Q = logit_matrix(settings, cells, mask, classifier, F.dtype)
     D = Q.T.double() @ (P.double() - torch.eye(P.shape[0], dtype=torch.float64))  # (r, d): P - I = Q D
@@ -120,11 +153,14 @@ def unlearn(
     mode: str = "multimodal", method: str | None = None, alpha: float | None = None, rho: float | str | None = None,
     lam: float | None = None, mu: float | None = None, inplace: bool = False, *,
     classifier: torch.Tensor | None = None, settings: Hard | Soft | Logit | None = None,
+    gram: torch.Tensor | None = None,
 ):
     """Forget the masked cells of the grid: a new model (by default) whose visual.proj has been edited.
 
     method: "hard" (default), "soft" or "logit" (needs classifier (C, d)); its knobs either as flat keywords
     (alpha, rho, lam, mu; None = the method's default) or as one settings object: Hard, Soft or Logit.
+    gram: optional (d, d) all_cells_gram(text_dirs, prototypes used by the mode), computed once for many
+    masks: hard, soft and rho="auto" then take R R^T as gram - F F^T (O(d^2 k_f)); logit ignores it.
     """
     flat = {"alpha": alpha, "rho": rho, "lam": lam, "mu": mu}
     if settings is None:
@@ -140,12 +176,13 @@ def unlearn(
     mask = validate_mask(grid, mask)
     used = prototypes if mode == "multimodal" else None
     cells = cell_directions(text_dirs, mask, used)
-    F, R = directions(text_dirs, mask, used)
+    F, R = split_cells(cells, mask)
+    G_R = None if gram is None else retain_gram(gram, F, R)  # R R^T directly when gram - F F^T would cancel
     auto = isinstance(settings, Hard) and settings.rho == "auto"
     if auto:
-        settings = Hard(settings.alpha, geometry.auto_rho(text_dirs, mask, used))
-    P, measured = edit_matrix(settings, F, R, cells, mask, classifier)
-    forgotten = [[c, m] for i, c in enumerate(grid.classes) for j, m in enumerate(grid.domains) if mask[i, j]]
+        settings = Hard(settings.alpha, geometry.auto_rho(text_dirs, mask, used, retain_gram=G_R))
+    M, measured = edit_matrix(settings, F, R, cells, mask, classifier, G_R)
+    forgotten = [[c, m] for c, row in zip(grid.classes, mask.tolist()) for m, x in zip(grid.domains, row) if x]
     knobs = asdict(settings)
     record = {
         "dataset": grid.name, "forgotten": forgotten, "mask": mask.int().tolist(),
@@ -156,7 +193,9 @@ def unlearn(
         "source": dict(getattr(model, "minclip_source", {})), "minclip_unlearn": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    return apply_projector(model, P, record, inplace)
+    if isinstance(settings, Hard):
+        return apply_basis(model, M, settings.alpha, record, inplace)
+    return apply_projector(model, M, record, inplace)
 
 
 def restore(model):
@@ -168,29 +207,3 @@ def restore(model):
         model.visual.proj.copy_(original)
     del model.minclip_original_proj, model.minclip_records
     return model
-
-
-def record_path(path: str | os.PathLike) -> Path:
-    """Checkpoint path -> the path of its JSON record (edited.pt -> edited.json)."""
-    return Path(path).with_suffix(".json")
-
-
-def check_writable(path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Raise FileExistsError if the checkpoint or its record exists and overwrite is off."""
-    for p in (Path(path), record_path(path)):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} exists; pass overwrite=True (or --overwrite) to replace it")
-
-
-def save_edited(model, path: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the plain open_clip state_dict to path and the edit records to path.json; never overwrite silently."""
-    check_writable(path, overwrite)
-    path, rec = Path(path), record_path(path)
-    atomic_write(path, lambda f: torch.save(model.state_dict(), f))
-    atomic_write(rec, lambda f: f.write(json.dumps(getattr(model, "minclip_records", []), indent=2).encode()))
-    return path, rec
-
-
-def load_record(path: str | os.PathLike) -> list[dict]:
-    """Checkpoint path (or its .json) -> the list of edit records saved beside it."""
-    return json.loads(record_path(path).read_text())

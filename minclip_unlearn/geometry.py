@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as Fn
 
 from . import edit
-from .nullspace import hard_projector, orth
+from .nullspace import gram, orth, removed_basis
 
 LOW_FORGETTABILITY = 0.1  # below this share of the forget norm outside the retain span, the edit removes almost nothing
 AUTO_RHOS = (0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # auto_rho tries these, largest first
@@ -99,13 +99,13 @@ def class_evidence_kept(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes:
     cells="same_class": what the retained cells of a class with a forgotten cell keep (NaN if none).
     """
     F, R = edit.directions(text_dirs, mask.bool(), prototypes)
-    P = hard_projector(F.double(), R.double(), rho=rho)
-    return _evidence_kept(P, text_dirs, mask, prototypes, classifier, cells)
+    return _evidence_kept(removed_basis(F, R, rho=rho), text_dirs, mask, prototypes, classifier, cells)
 
 
-def _evidence_kept(P: torch.Tensor, text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None,
+def _evidence_kept(U: torch.Tensor, text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None,
                    classifier: torch.Tensor | None, cells: str) -> float:
-    """P (d, d) -> mean margin after / before over the forgotten or retained cells' vectors (class_evidence_kept)."""
+    """Removed basis U (d, r) of the edit P = I - U U^T -> mean margin after / before over the forgotten or
+    retained cells' vectors (class_evidence_kept); P v = v - U (U^T v) costs O(d r) per vector."""
     if cells not in CELLS:
         raise ValueError(f"unknown cells {cells!r}; valid: {', '.join(CELLS)}")
     mask = mask.bool()
@@ -120,12 +120,14 @@ def _evidence_kept(P: torch.Tensor, text_dirs: torch.Tensor, mask: torch.Tensor,
     before = _margins(V, labels, classifier).mean()
     if before <= 0:
         return float("nan")  # no evidence to keep or lose: these directions do not read as their class at all
-    return float(_margins(V @ P.double().T, labels, classifier).mean() / before)
+    U = U.double()
+    return float(_margins(V - (V @ U) @ U.T, labels, classifier).mean() / before)
 
 
 def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tensor | None = None,
              target: float = AUTO_TARGET, rhos: tuple[float, ...] = AUTO_RHOS, keep: float = AUTO_KEEP,
-             measure: str = "evidence", classifier: torch.Tensor | None = None) -> float:
+             measure: str = "evidence", classifier: torch.Tensor | None = None,
+             retain_gram: torch.Tensor | None = None) -> float:
     """The data-free energy threshold: the largest rho in `rhos` whose edit removes `target` and keeps `keep`.
 
     measure="evidence" (default): the forgotten cells lose at least `target` of their class evidence
@@ -133,20 +135,22 @@ def auto_rho(text_dirs: torch.Tensor, mask: torch.Tensor, prototypes: torch.Tens
     all together and those of the classes that lose a cell (the same class in other domains).
     measure="forgettability": forgettability(rho) >= target (no retain condition).
     When no rho qualifies: DEFAULT_RHO (the package default; the edit then warns if it removes little).
-    Cost: at most one hard projector (two SVDs) per rho tried, largest rho first.
+    Cost: the retain Gram R R^T once (or retain_gram (d, d), given), then one eigh and one SVD of F's
+    residual per rho tried, largest rho first.
     """
     if measure not in ("forgettability", "evidence"):
         raise ValueError(f"unknown measure {measure!r}; valid: forgettability, evidence")
     F, R = edit.directions(text_dirs, mask.bool(), prototypes)
+    G_R = gram(R) if retain_gram is None and measure == "evidence" else retain_gram
     for rho in sorted(rhos, reverse=True):
         if measure == "forgettability":
             if forgettability(text_dirs, mask, prototypes, rho) >= target:
                 return float(rho)
             continue
-        P = hard_projector(F.double(), R.double(), rho=rho)
-        removed = 1.0 - _evidence_kept(P, text_dirs, mask, prototypes, classifier, "forget")
-        retain = _evidence_kept(P, text_dirs, mask, prototypes, classifier, "retain")
-        same = _evidence_kept(P, text_dirs, mask, prototypes, classifier, "same_class")  # NaN: no such cells
+        U = removed_basis(F, rho=rho, retain_gram=G_R)
+        removed = 1.0 - _evidence_kept(U, text_dirs, mask, prototypes, classifier, "forget")
+        retain = _evidence_kept(U, text_dirs, mask, prototypes, classifier, "retain")
+        same = _evidence_kept(U, text_dirs, mask, prototypes, classifier, "same_class")  # NaN: no such cells
         if removed >= target and retain >= keep and (np.isnan(same) or same >= keep):
             return float(rho)
     return DEFAULT_RHO

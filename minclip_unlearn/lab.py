@@ -56,6 +56,15 @@ class Lab:
         """(C, M, n, d) visual prototypes of every cell (synthesised once, then read from the disk cache)."""
         return prototypes.grid_prototypes(self.model, self.text_dirs, self.grid, cfg, progress=progress)
 
+    def all_cells_gram(self, protos: torch.Tensor | None = None, mode: str = "multimodal") -> torch.Tensor:
+        """(d, d) Gram of every cell's directions for this mode (protos used in multimodal only), cached per
+        mode and per protos object: pass it to edit.unlearn(..., gram=...) for each mask."""
+        used = protos if mode == "multimodal" else None
+        cached = self._cache.get(("gram", mode))
+        if cached is None or cached[0] is not used:  # keyed by identity: the cache holds the protos it was made from
+            cached = self._cache[("gram", mode)] = (used, edit.all_cells_gram(self.text_dirs, used))
+        return cached[1]
+
     def accuracy(self, model=None) -> np.ndarray:
         """(C, M) zero-shot accuracy of model (default: the unedited one) on the test split."""
         return evaluate.accuracy_matrix(model or self.model, self.test, self.classifier)
@@ -75,10 +84,11 @@ class Lab:
         def train_scores(model) -> dict[str, float]:
             return evaluate.scores(model, self.train, self.classifier, mask)
 
-        base = train_scores(self.model)
+        base, G = train_scores(self.model), self.all_cells_gram(protos, mode)
         ok = {}
         for rho in rhos:
-            s = train_scores(edit.unlearn(self.model, self.grid, mask, self.text_dirs, protos, mode=mode, rho=rho))
+            s = train_scores(edit.unlearn(self.model, self.grid, mask, self.text_dirs, protos, mode=mode, rho=rho,
+                                          gram=G))
             if s["retain"] >= base["retain"] - tolerance:
                 ok[rho] = s["forget"]
         return min(ok, key=ok.get) if ok else 0.99

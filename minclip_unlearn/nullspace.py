@@ -82,7 +82,7 @@ def retain_gram(all_gram: Tensor, F: Tensor, R: Tensor | None = None, max_ratio:
     The difference cancels digits when the forget part dominates G: if ||G|| > max_ratio * ||G - F F^T||
     (Frobenius), the retain directions R (d, k_r) are needed and their Gram is computed directly.
     """
-    _check_gram(all_gram, "all_gram")
+    _check_gram(all_gram, "the Gram of every cell's directions (edit.all_cells_gram)")
     _check_directions(F, "F", all_gram.shape[0])
     G = all_gram.double() - gram(F)
     G = (G + G.T) / 2
@@ -153,8 +153,6 @@ def hard_projector(
 
     Pass retain_gram = R R^T (d, d) instead of R for the O(d^3 + d^2 k_f) path (see retain_gram()).
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha (strength) must be in [0, 1], got {alpha}")
     return projector_from_basis(removed_basis(F, R, rho=rho, tol=tol, retain_gram=retain_gram), alpha, F.dtype)
 
 
