@@ -224,13 +224,30 @@ OFF_TARGET = {
 }
 
 
+EMPTY = {  # the protected edit leaves every group as it was: nothing to compare
+    "before": dict(OFF_TARGET["before"]), "protected": dict(OFF_TARGET["before"]),
+    "unprotected": dict(OFF_TARGET["unprotected"]), "retain": {"protected": 0.90, "unprotected": 0.70},
+}
+RULE = {"star/sketch": {"rho": 0.8, "ref": EMPTY}, "star/cartoon": {"rho": 0.7, "ref": OFF_TARGET},
+        "cross/photo": {"rho": 0.6, "ref": OFF_TARGET}}
+
+
 @pytest.fixture
 def fixed_off_target(monkeypatch):
-    monkeypatch.setattr(a3_off_target, "off_target_reference", lambda c, d: OFF_TARGET)
+    """The checker's runs replaced by fixed ones; every rho it was asked for is recorded in the list returned."""
+    asked = []
+
+    def reference(c, d, rho):
+        asked.append(rho)
+        return EMPTY if (c, d) == ("star", "sketch") else OFF_TARGET
+
+    monkeypatch.setattr(a3_off_target, "off_target_reference", reference)
+    monkeypatch.setattr(a3_off_target, "rule_references", lambda: RULE)
+    return asked
 
 
 def off_target_report(**change):
-    report = {"forgotten_class": "star", "forgotten_domain": "sketch",
+    report = {"forgotten_class": "star", "forgotten_domain": "cartoon", "rho": 0.7,
               **{k: dict(OFF_TARGET[k]) for k in ("before", "protected", "unprotected")},
               "largest_off_target": "same_class_other_domains", "protection_helps": True, "explanation": "..."}
     return report | change
@@ -261,6 +278,55 @@ def test_off_target_checker_unfinished_or_invalid_reports(fixed_off_target):
     assert len(bad) == 7 and "ToyWorld class" in bad["before"]
     bad = failed(check_off_target(off_target_report(largest_off_target="forget"), verbose=False))
     assert "answer one of 'same_class_other_domains', 'other_classes'" in bad["largest"]
+    result = check_off_target(off_target_report(rho=80), verbose=False)
+    assert result.total == 0 and "report['rho'] = 80" in result.checks[0].message
+
+
+def test_off_target_checker_reruns_at_the_reports_rho(fixed_off_target):
+    check_off_target(off_target_report(rho=0.6), verbose=False)
+    report = off_target_report()
+    del report["rho"]
+    check_off_target(report, verbose=False)
+    assert fixed_off_target == [0.6, 0.99]  # a report without rho used unlearn's default
+
+
+def test_off_target_empty_question_fails_both_conclusions(fixed_off_target):
+    """A (cell, rho) where the protected edit removes nothing: neither answer passes, and the message names the
+    cells where the question is real."""
+    numbers = {k: dict(EMPTY[k]) for k in ("before", "protected", "unprotected")}
+    for largest in a3_off_target.OFF_TARGET_CHOICES:
+        for helps in (True, False):
+            report = off_target_report(forgotten_domain="sketch", rho=0.8, largest_off_target=largest,
+                                       protection_helps=helps, **numbers)
+            result = check_off_target(report, verbose=False)
+            bad = failed(result)
+            assert set(bad) == {"largest", "helps"} and result.total == 6
+            assert bad["largest"] == bad["helps"] and "\n" not in bad["largest"]
+            assert bad["largest"].startswith("the question is empty for 'star' in 'sketch' at rho = 0.8: the "
+                                             "protected edit removes +0.00 of the forgotten cell's accuracy")
+            assert "removed nothing from that cell" in bad["largest"] and "chapter 6" in bad["largest"]
+            assert bad["largest"].endswith("star/cartoon (rho 0.7), cross/photo (rho 0.6)")
+
+
+def test_off_target_drops_too_close_to_tell_fail_both_conclusions():
+    close = {"before": dict(OFF_TARGET["before"]),
+             "protected": {"forget": 0.50, "same_class_other_domains": 0.90, "other_classes": 0.84},
+             "unprotected": dict(OFF_TARGET["unprotected"])}
+    assert "closer than 0.03: no group loses more" in a3_off_target.why_empty(close)
+    same_either_way = dict(close, protected={"forget": 0.50, "same_class_other_domains": 0.21, "other_classes": 0.84})
+    assert "protection changes nothing to compare" in a3_off_target.why_empty(same_either_way)
+    assert a3_off_target.why_empty(OFF_TARGET) == ""
+
+
+def test_a3_fresh_run_and_reference_share_one_rho(fixed_off_target):
+    task = a3_off_target.fresh_task(5)
+    assert task["rho"] == a2_probe.FRESH_RHO
+    fresh = {"values": {k: dict(OFF_TARGET[k]) for k in ("before", "protected", "unprotected")}}
+    assert a3_off_target.grade({"report": off_target_report(), "fresh": fresh}, task)[0].total == 10
+    assert fixed_off_target == [0.7, task["rho"]]  # the report's rho, then the fresh task's
+    off = dict(fresh["values"], protected=dict(OFF_TARGET["before"]))
+    result = a3_off_target.grade({"report": off_target_report(), "fresh": {"values": off}}, task)[0]
+    assert set(failed(result)) == {"protected_forget", "protected_same", "protected_other"}
 
 
 # ------------------------------------------------------------------ release and the book's starters
@@ -457,9 +523,30 @@ def test_grade_cli_usage_errors(tmp_path, capsys):
     assert main(["list"]) == 0 and "a1_projector.ipynb" in capsys.readouterr().out
 
 
+def test_real_a3_default_cell_asks_a_real_question(toy_clip):
+    """The A3 solution, in-process on the toy CLIP: the book's rule picks rho, the protected edit removes a real
+    part of the default cell, and the conclusions have answers; the solution gets full marks."""
+    from minclip_unlearn.assignments.references import off_target_reference
+
+    ns = solution_namespace("off_target")
+    report = ns["report"]
+    assert report["rho"] == ns["lab"].choose_rho(ns["mask"], ns["prototypes"]) < 0.99
+    ref = off_target_reference(report["forgotten_class"], report["forgotten_domain"], 20, report["rho"])
+    drop = {e: {g: ref["before"][g] - ref[e][g] for g in ref["before"]} for e in ("protected", "unprotected")}
+    assert drop["protected"]["forget"] >= 0.25
+    same, other = drop["protected"]["same_class_other_domains"], drop["protected"]["other_classes"]
+    assert abs(same - other) > a3_off_target.OFF_TARGET_MARGIN
+    assert drop["unprotected"]["same_class_other_domains"] - same > a3_off_target.OFF_TARGET_MARGIN
+    assert (report["forgotten_class"], report["forgotten_domain"], report["rho"]) in a3_off_target.real_cells()
+    result = check_off_target(report, verbose=False)
+    assert result.total == result.max_total == 10, result.report()
+
+
 def test_real_numbers_solution_report_passes(toy_clip):
-    """The A2 solution's report, computed in-process on the cached toy CLIP, gets full marks."""
+    """The A2 solution's report, computed in-process on the cached toy CLIP at the book's rule for rho, gets full
+    marks."""
     ns = solution_namespace("probe_attack")
+    assert ns["report"]["rho"] == ns["lab"].choose_rho(ns["mask"], ns["prototypes"])
     result = check_probe_attack(ns["report"], verbose=False)
     assert result.total == result.max_total == 10, result.report()
     assert 0 <= ns["report"]["zero_shot_forget_after"] < ns["report"]["zero_shot_forget_before"]

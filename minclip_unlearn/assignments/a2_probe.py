@@ -1,8 +1,9 @@
 """Assignment 2 checks: the probe attack's report against the checker's own run of the experiment.
 
 The grader also re-runs the student's functions (``zero_shot_predictions``, ``cell_accuracy``, ``fit_probe``,
-``probe_predictions``) on a class it draws per run; a number check then passes only when the report's
-number and the fresh number both match the reference, so a recorded answer does not pass.
+``probe_predictions``) on a class it draws per run, at a fixed rho; a number check then passes only when the
+report's number and the fresh number both match the reference, so a recorded answer does not pass. The report
+names the rho of its edit (the starter takes the book's rule, ``Lab.choose_rho``); the checker re-runs at it.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ PROBE_KEYS = {
     "probe_forget_after": "probe accuracy on the forgotten cells, edited model",
 }
 PROBE_N_PER_CELL = 20       # images per cell in each of the train and test splits
-PROBE_RHO = 0.8             # the starter's energy threshold (ToyWorld's classes share most directions)
+FRESH_RHO = 0.8             # the energy threshold of the grader's fresh re-run (a fixed one: it only checks that
+                            # the student's functions reproduce the reference); reports name their own rho
+DEFAULT_RHO = 0.99          # a report without "rho" used unlearn's default
 ZERO_SHOT_TOL = 0.01        # zero-shot numbers are deterministic: they must match
 PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iterations) lands within this
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
@@ -32,7 +35,7 @@ IN_COURSE = ("the checker's reference run is not installed (course mode): your i
              "this number")
 
 
-def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL, rho: float = PROBE_RHO) -> dict | None:
+def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL, rho: float = FRESH_RHO) -> dict | None:
     """The reference run (references.probe_reference), or None where it is not installed."""
     module = references()
     return None if module is None else module.probe_reference(forgotten_class, n_per_cell, rho)
@@ -123,7 +126,7 @@ TOLERANCE = {s.name: s.tol for s in CHECKS}
 def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
     """Check the numbers of the probe-attack assignment against the checker's own run of the same experiment.
 
-    report: {"forgotten_class": str, "rho": float (default 0.8), "zero_shot_forget_before", "zero_shot_forget_after",
+    report: {"forgotten_class": str, "rho": float in (0, 1] (default 0.99, unlearn's), "zero_shot_forget_before", "zero_shot_forget_after",
     "zero_shot_retain_after", "probe_forget_before", "probe_forget_after": float in [0, 1],
     "still_decodable": bool, "explanation": str (read by the instructor, not scored)}.
     Prints a report; returns a Result (10 points).
@@ -144,7 +147,7 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
         result = missing("probe_attack", "probe_attack", CHECKS, "every number of the report", verbose=False)
         result.notes = {"explanation": str(report.get("explanation") or "").strip()[:4000]}
         return finish(result, verbose)
-    rho = report.get("rho", PROBE_RHO)
+    rho = report.get("rho", DEFAULT_RHO)
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
         return all_failed(result, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]",
                           verbose)
@@ -156,7 +159,7 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
 
 def fresh_task(seed: int) -> dict:
     """The class the grader's run forgets when it re-runs the student's functions (plain data)."""
-    return {"forgotten_class": TOYWORLD_CLASSES[seed % len(TOYWORLD_CLASSES)], "rho": PROBE_RHO,
+    return {"forgotten_class": TOYWORLD_CLASSES[seed % len(TOYWORLD_CLASSES)], "rho": FRESH_RHO,
             "n_per_cell": PROBE_N_PER_CELL}
 
 

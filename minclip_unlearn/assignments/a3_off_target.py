@@ -1,7 +1,11 @@
 """Assignment 3 checks: domain-specific forgetting and its off-target effect, against the checker's own run.
 
+The report names its energy threshold rho (the starter takes the book's rule, ``Lab.choose_rho``); the checker
+re-runs the experiment at that rho. Where the protected edit removes (next to) nothing from the chosen cell, or
+the drops to compare are too close, the two conclusion checks fail and name the cells where the question is real.
 As for assignment 2, the grader re-runs the student's ``group_accuracies`` and ``unprotected_edit`` on a
-class and domain it draws per run; a number check passes only when the report and the fresh run both match.
+class and domain it draws per run (at a fixed rho); a number check passes only when the report and the fresh run
+both match.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..paradigms import TOYWORLD_CLASSES, TOYWORLD_DOMAINS
-from .a2_probe import PROBE_N_PER_CELL, ZERO_SHOT_TOL
+from .a2_probe import DEFAULT_RHO, FRESH_RHO, PROBE_N_PER_CELL, ZERO_SHOT_TOL
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
 from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
@@ -21,17 +25,25 @@ GROUPS = {
     "other_classes": "the other classes",
 }
 OFF_TARGET_CHOICES = ("same_class_other_domains", "other_classes")
-OFF_TARGET_MARGIN = 0.03  # drops closer than this: either answer is accepted
+OFF_TARGET_MARGIN = 0.03  # two drops closer than this cannot be told apart: the question is empty
+REAL_DROP = 0.1           # the protected edit must remove at least this much of the forgotten cell's accuracy
+CHAPTER_6 = "the geometry of chapter 6, 'What a linear edit can forget'"
 FUNCTIONS = ("group_accuracies", "unprotected_edit")
 IN_COURSE = ("the checker's reference run is not installed (course mode): your instructor's grader compares "
              "these numbers")
 
 
-def off_target_reference(forgotten_class: str, forgotten_domain: str) -> dict | None:
-    """The reference run (references.off_target_reference), or None where it is not installed."""
+def off_target_reference(forgotten_class: str, forgotten_domain: str, rho: float) -> dict | None:
+    """The reference run at rho (references.off_target_reference), or None where it is not installed."""
     module = references()
     return None if module is None else module.off_target_reference(forgotten_class, forgotten_domain,
-                                                                   PROBE_N_PER_CELL)
+                                                                   PROBE_N_PER_CELL, rho)
+
+
+def rule_references() -> dict | None:
+    """Every cell at the book's rule for rho (references.rule_references), or None where it is not installed."""
+    module = references()
+    return None if module is None else module.rule_references(PROBE_N_PER_CELL)
 
 
 def _groups_match(got: Any, want: dict, edit: str, groups: tuple[str, ...], ref: dict | None) -> Measured:
@@ -73,6 +85,45 @@ def _drops(ref: dict) -> dict:
     return {e: {g: ref["before"][g] - ref[e][g] for g in GROUPS} for e in ("protected", "unprotected")}
 
 
+def why_empty(ref: dict) -> str:
+    """'' when both questions have an answer in this reference run, else why not (part of one line)."""
+    drop, same, other = _drops(ref), "same_class_other_domains", "other_classes"
+    p, u = drop["protected"], drop["unprotected"]
+    if p["forget"] < REAL_DROP - 1e-6:  # accuracies are float32 means: 2 of 20 images is 0.0999...
+        return (f"the protected edit removes {p['forget']:+.2f} of the forgotten cell's accuracy (less than "
+                f"{REAL_DROP:g}): at this rho the retained cells' span covers the cell's directions, so the edit "
+                f"removed nothing from that cell ({CHAPTER_6})")
+    if abs(p[same] - p[other]) < OFF_TARGET_MARGIN:
+        return (f"with the protected edit the two retained groups drop by {p[same]:+.2f} and {p[other]:+.2f}, "
+                f"closer than {OFF_TARGET_MARGIN:g}: no group loses more")
+    if abs(u[same] - p[same]) < OFF_TARGET_MARGIN:
+        return (f"the same class in the other domains drops by {u[same]:+.2f} without retain protection and by "
+                f"{p[same]:+.2f} with it, closer than {OFF_TARGET_MARGIN:g}: protection changes nothing to compare")
+    return ""
+
+
+def real_cells() -> list[tuple[str, str, float]] | None:
+    """(class, domain, rule's rho) of every cell whose questions have an answer at the rule's rho; None in course
+    mode."""
+    rule = rule_references()
+    if rule is None:
+        return None
+    return [(*cell.split("/"), run["rho"]) for cell, run in rule.items() if not why_empty(run["ref"])]
+
+
+def _empty_question(ctx) -> Measured | None:
+    """A failed Measured when the chosen (cell, rho) leaves the conclusions without an answer, else None."""
+    why = why_empty(ctx["ref"])
+    if not why:
+        return None
+    cells = real_cells() or []
+    listed = ", ".join(f"{c}/{d} (rho {r:g})" for c, d, r in cells) or "none"
+    cls, dom = ctx["cell"]
+    return Measured(1.0, f"the question is empty for {cls!r} in {dom!r} at rho = {ctx['rho']:g}: {why}; choose a "
+                    f"cell where it is real at the rule's rho (RHO = lab.choose_rho(mask, prototypes)): {listed}",
+                    hinted=False)
+
+
 def _largest(ctx) -> Measured:
     said, ref = ctx["report"].get("largest_off_target"), ctx["ref"]
     if said is None:
@@ -82,9 +133,12 @@ def _largest(ctx) -> Measured:
                         f"{', '.join(map(repr, OFF_TARGET_CHOICES))}")
     if ref is None:
         return Measured(None, IN_COURSE)
+    empty = _empty_question(ctx)
+    if empty is not None:
+        return empty
     drop = _drops(ref)["protected"]
     truth = max(OFF_TARGET_CHOICES, key=lambda g: drop[g])
-    if said == truth or abs(drop[OFF_TARGET_CHOICES[0]] - drop[OFF_TARGET_CHOICES[1]]) < OFF_TARGET_MARGIN:
+    if said == truth:
         return Measured(0.0)
     return Measured(1.0, f"largest_off_target = {said!r}, but with the protected edit {GROUPS[truth]} drop by "
                     f"{drop[truth]:+.3f} and {GROUPS[said]} by {drop[said]:+.3f} (drops before − after)")
@@ -98,9 +152,11 @@ def _helps(ctx) -> Measured:
         return Measured(None, f"report['protection_helps'] = {said!r}: answer True or False")
     if ref is None:
         return Measured(None, IN_COURSE)
+    empty = _empty_question(ctx)
+    if empty is not None:
+        return empty
     drop, same = _drops(ref), "same_class_other_domains"
-    gain = drop["unprotected"][same] - drop["protected"][same]
-    if bool(said) == (gain > 0) or abs(gain) < OFF_TARGET_MARGIN:
+    if bool(said) == (drop["unprotected"][same] > drop["protected"][same]):
         return Measured(0.0)
     return Measured(1.0, f"protection_helps = {bool(said)}, but the same class in the other domains drops by "
                     f"{drop['unprotected'][same]:+.3f} without retain protection and by {drop['protected'][same]:+.3f} "
@@ -127,9 +183,10 @@ NUMBERS_OF = {"before": ("before", tuple(GROUPS)), "protected_forget": ("protect
 def check_off_target(report: dict | None, verbose: bool = True) -> Result:
     """Check the numbers and conclusions of the domain-specific forgetting assignment against the checker's run.
 
-    report: {"forgotten_class", "forgotten_domain", "before", "protected", "unprotected": {group: accuracy} with
-    groups "forget", "same_class_other_domains", "other_classes"; "largest_off_target": one of those two
-    names; "protection_helps": bool; "explanation": str (read by the instructor)}.
+    report: {"forgotten_class", "forgotten_domain", "rho": float in (0, 1] (default 0.99, unlearn's),
+    "before", "protected", "unprotected": {group: accuracy} with groups "forget", "same_class_other_domains",
+    "other_classes"; "largest_off_target": one of those two names; "protection_helps": bool;
+    "explanation": str (read by the instructor)}.
     Prints a report; returns a Result (10 points).
     """
     if not isinstance(report, dict):
@@ -147,8 +204,15 @@ def check_off_target(report: dict | None, verbose: bool = True) -> Result:
         result = missing("off_target", "off_target", CHECKS, "every entry of the report")
         result.notes = notes
         return finish(result, verbose)
-    ref = off_target_reference(cls, dom)
-    result = run_checks("off_target", "off_target", CHECKS, {"report": report, "ref": ref})
+    rho = report.get("rho", DEFAULT_RHO)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
+        result = blank("off_target", "off_target", CHECKS)
+        result.notes = notes
+        return all_failed(result, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]",
+                          verbose)
+    ref = off_target_reference(cls, dom, float(rho))
+    ctx = {"report": report, "ref": ref, "cell": (cls, dom), "rho": float(rho)}
+    result = run_checks("off_target", "off_target", CHECKS, ctx)
     result.notes = notes | {"forgotten": f"{cls} in {dom}"}
     return finish(result, verbose)
 
@@ -157,12 +221,12 @@ def fresh_task(seed: int) -> dict:
     """The cell the grader's run forgets when it re-runs the student's functions (plain data)."""
     return {"forgotten_class": TOYWORLD_CLASSES[seed % len(TOYWORLD_CLASSES)],
             "forgotten_domain": TOYWORLD_DOMAINS[(seed // len(TOYWORLD_CLASSES)) % len(TOYWORLD_DOMAINS)],
-            "n_per_cell": PROBE_N_PER_CELL}
+            "rho": FRESH_RHO, "n_per_cell": PROBE_N_PER_CELL}
 
 
 def gate(result: Result, fresh: Any, task: dict) -> Result:
     """Fail every number check the student's functions do not reproduce on the grader's fresh cell."""
-    ref = off_target_reference(task["forgotten_class"], task["forgotten_domain"])
+    ref = off_target_reference(task["forgotten_class"], task["forgotten_domain"], task["rho"])
     values, why = fresh_values(fresh)
     for c in result.checks:
         if c.name not in NUMBERS_OF or not c.passed:

@@ -84,7 +84,7 @@ def a2_values(ns: dict, task: dict) -> dict:
 
 
 def a3_values(ns: dict, task: dict) -> dict:
-    """The notebook's report, and group_accuracies / unprotected_edit re-run on the grader's cell."""
+    """The notebook's report, and group_accuracies / unprotected_edit re-run on the grader's cell (at its rho)."""
     out: dict = {"report": plain(ns.get("report"))}
     group, unprotected = ns.get("group_accuracies"), ns.get("unprotected_edit")
     if not (callable(group) and callable(unprotected)):
@@ -97,7 +97,8 @@ def a3_values(ns: dict, task: dict) -> dict:
 
         lab = open_lab("toyworld", n_per_cell=task["n_per_cell"])
         mask = forget_classes_in_domains(lab.grid, task["forgotten_class"], task["forgotten_domain"])
-        protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, lab.prototypes(progress=False))
+        protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, lab.prototypes(progress=False),
+                            rho=task["rho"])
         edited = unprotected(lab.model, mask)
         out["fresh"] = {"values": plain({
             "before": group(lab.model, lab.test, mask),

@@ -65,24 +65,50 @@ def _probe_reference(forgotten_class: str, n_per_cell: int, rho: float) -> dict[
     }
 
 
-def off_target_reference(forgotten_class: str, forgotten_domain: str, n_per_cell: int = 20) -> dict[str, dict]:
-    """The checker's run of assignment 3 for one cell -> {edit: {group: accuracy}}, and "retain"."""
+def off_target_reference(forgotten_class: str, forgotten_domain: str, n_per_cell: int = 20,
+                         rho: float = 0.99) -> dict[str, dict]:
+    """The checker's run of assignment 3 for one cell at energy threshold rho -> {edit: {group: accuracy}},
+    and "retain"."""
     with one_thread():
-        return _off_target_reference(forgotten_class, forgotten_domain, n_per_cell)
+        return _off_target_reference(forgotten_class, forgotten_domain, n_per_cell, rho)
 
 
 @functools.lru_cache(maxsize=8)
-def _off_target_reference(forgotten_class: str, forgotten_domain: str, n_per_cell: int) -> dict[str, dict]:
-    """ToyWorld, forget one class in one domain (multimodal), with retain protection (unlearn) and without
-    (P = I − U Uᵀ, U = orth(F)); zero-shot accuracy of each group of cells."""
+def _off_target_reference(forgotten_class: str, forgotten_domain: str, n_per_cell: int,
+                          rho: float) -> dict[str, dict]:
     lab = open_lab("toyworld", n_per_cell=n_per_cell)
+    return _off_target_run(lab, lab.prototypes(progress=False), forgotten_class, forgotten_domain, rho)
+
+
+def _off_target_run(lab, protos: torch.Tensor, forgotten_class: str, forgotten_domain: str,
+                    rho: float) -> dict[str, dict]:
+    """ToyWorld, forget one class in one domain (multimodal), with retain protection (unlearn at rho) and
+    without (P = I − U Uᵀ, U = orth(F)); zero-shot accuracy of each group of cells."""
     mask = forget_classes_in_domains(lab.grid, forgotten_class, forgotten_domain)
-    protos = lab.prototypes(progress=False)
-    protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos)
+    protected = unlearn(lab.model, lab.grid, mask, lab.text_dirs, protos, rho=rho)
     F, _ = directions(lab.text_dirs, mask, protos)
     unprotected = apply_projector(lab.model, hard_projector(F, None))
     out = {name: {k: lab.scores(m, mask)[k] for k in GROUPS}
            for name, m in (("before", lab.model), ("protected", protected), ("unprotected", unprotected))}
     # the usual wrong number: accuracy over every retained image instead of one group
     out["retain"] = {name: lab.scores(m, mask)["retain"] for name, m in (("protected", protected), ("unprotected", unprotected))}
+    return out
+
+
+def rule_references(n_per_cell: int = 20) -> dict[str, dict]:
+    """Every cell of assignment 3 at the book's rule for rho (Lab.choose_rho, chapter 5)
+    -> {"class/domain": {"rho": float, "ref": off_target_reference's dict}}."""
+    with one_thread():
+        return _rule_references(n_per_cell)
+
+
+@functools.lru_cache(maxsize=2)
+def _rule_references(n_per_cell: int) -> dict[str, dict]:
+    lab = open_lab("toyworld", n_per_cell=n_per_cell)
+    protos = lab.prototypes(progress=False)
+    out = {}
+    for c in lab.grid.classes:
+        for d in lab.grid.domains:
+            rho = lab.choose_rho(forget_classes_in_domains(lab.grid, c, d), protos)
+            out[f"{c}/{d}"] = {"rho": rho, "ref": _off_target_run(lab, protos, c, d, rho)}
     return out
