@@ -82,8 +82,8 @@ def retain_gram(all_gram: Tensor, F: Tensor, R: Tensor | None = None, max_ratio:
     The difference cancels digits when the forget part dominates G: if ||G|| > max_ratio * ||G - F F^T||
     (Frobenius), the retain directions R (d, k_r) are needed and their Gram is computed directly.
     """
-    _check_gram(all_gram, "the Gram of every cell's directions (edit.all_cells_gram)")
-    _check_directions(F, "F", all_gram.shape[0])
+    _check_directions(F, "F")
+    _check_gram(all_gram, "the Gram of every cell's directions (edit.all_cells_gram)", F.shape[0])
     G = all_gram.double() - gram(F)
     G = (G + G.T) / 2
     if torch.linalg.matrix_norm(all_gram.double()) <= max_ratio * torch.linalg.matrix_norm(G):

@@ -1,5 +1,6 @@
 """The edit on a real open_clip architecture (ViT-B-32 at random init): exact, reversible, saveable."""
 import json
+import warnings
 
 import open_clip
 import pytest
@@ -225,3 +226,114 @@ def test_low_forgettability_warns_in_one_line(setup):
     with pytest.warns(UserWarning, match="removes almost nothing") as caught:
         edit.unlearn(model, grid, mask, T, mode="text", rho=1.0)
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
+
+
+# The Gram fast path: unlearn(..., gram=all_cells_gram(...)) is the same edit as without it.
+
+@st.composite
+def small_grids(draw):
+    """A random (C, M) grid in d = 32 (tiny_clip): text (C, M, d), prototypes (C, M, n, d) or None, a mask, a scale
+    for the forget cells (1e7: they carry nearly all of the Gram, so G - F F^T would cancel its digits)."""
+    C, M, n = draw(st.integers(2, 5)), draw(st.integers(2, 4)), draw(st.integers(0, 3))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    text = torch.nn.functional.normalize(torch.randn(C, M, 32, generator=g), dim=-1)
+    protos = torch.nn.functional.normalize(torch.randn(C, M, n, 32, generator=g), dim=-1) if n else None
+    mask = torch.rand(C, M, generator=g) < draw(st.floats(0.1, 0.6))
+    mask[0, 0], mask[-1, -1] = True, False  # neither empty nor every cell
+    scale = draw(st.sampled_from([1.0, 1.0, 1e7]))
+    text[mask] *= scale
+    if protos is not None:
+        protos[mask] *= scale
+    return paradigms.ConceptGrid("random", tuple(f"c{i}" for i in range(C)), tuple(f"m{j}" for j in range(M))), \
+        text, protos, mask, scale
+
+
+KEPT = ("forget_norm_kept", "retain_norm_kept")
+
+
+def same_edit(a, b) -> None:
+    """Two edited models: visual.proj within 1e-5 relative, the same rank removed, kept fractions within 1e-6."""
+    Wa, Wb = a.visual.proj.detach().double(), b.visual.proj.detach().double()
+    assert (Wa - Wb).norm() <= 1e-5 * Wb.norm()
+    ra, rb = a.minclip_records[-1], b.minclip_records[-1]
+    assert ra["rank_removed"] == rb["rank_removed"] and ra["rho"] == rb["rho"]
+    for key in KEPT:
+        assert abs(ra[key] - rb[key]) < 1e-6, key
+    assert {k: v for k, v in ra.items() if k not in ("created", *KEPT)} == \
+        {k: v for k, v in rb.items() if k not in ("created", *KEPT)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(small_grids(), st.sampled_from(["multimodal", "text"]), st.sampled_from([1.0, 0.99, 0.9, 0.6]),
+       st.floats(0.0, 1.0))
+def test_unlearn_with_the_all_cells_gram_is_the_same_edit(tiny_clip, problem, mode, rho, alpha):
+    grid, text, protos, mask, scale = problem
+    if mode == "multimodal" and protos is None:
+        mode = "text"
+    used = protos if mode == "multimodal" else None
+    G = edit.all_cells_gram(text, used)
+    F, R = edit.directions(text, mask, used)
+    assert torch.allclose(G, F.double() @ F.double().T + R.double() @ R.double().T, rtol=1e-12, atol=1e-9)
+    if scale > 1:  # a real near-cancellation: the plain difference is off by more than the test's tolerance
+        assert (G - F.double() @ F.double().T - R.double() @ R.double().T).abs().max() > 1e-6
+    for method in ("hard", "soft"):
+        kw = {"rho": rho, "alpha": alpha} if method == "hard" else {"lam": 100.0 * alpha + 1.0, "mu": 10.0}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random grids may remove little: the warning is tested elsewhere
+            direct = edit.unlearn(tiny_clip, grid, mask, text, protos, mode=mode, method=method, **kw)
+            fast = edit.unlearn(tiny_clip, grid, mask, text, protos, mode=mode, method=method, gram=G, **kw)
+        same_edit(fast, direct)
+        assert torch.equal(edit.restore(fast).visual.proj, tiny_clip.visual.proj)
+
+
+def test_rho_auto_with_the_gram_chooses_the_same_rho(setup):
+    model, grid, text_dirs, protos = setup
+    G = edit.all_cells_gram(text_dirs, protos)
+    for mask in (paradigms.forget_classes(grid, "dog"), paradigms.forget_domains(grid, "sketch"),
+                 paradigms.forget_classes_in_domains(grid, ["dog", "horse"], "cartoon")):
+        fast = edit.unlearn(model, grid, mask, text_dirs, protos, rho="auto", gram=G)
+        same_edit(fast, edit.unlearn(model, grid, mask, text_dirs, protos, rho="auto"))
+        assert fast.minclip_records[0]["rho_auto"] is True
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), r=st.integers(0, 6), alpha=st.floats(0.0, 1.0))
+def test_the_low_rank_update_equals_W_times_P_transpose(tiny_clip, seed, r, alpha):
+    from minclip_unlearn.nullspace import projector_from_basis
+
+    g = torch.Generator().manual_seed(seed)
+    U = torch.linalg.qr(torch.randn(32, max(r, 1), generator=g, dtype=torch.float64))[0][:, :r]
+    low = edit.apply_basis(tiny_clip, U, alpha, record={"r": r})
+    dense = edit.apply_projector(tiny_clip, projector_from_basis(U, alpha))
+    W = tiny_clip.visual.proj.detach()
+    assert torch.allclose(low.visual.proj, dense.visual.proj, rtol=1e-6, atol=1e-6 * float(W.abs().max()))
+    assert low.minclip_records == [{"r": r}] and torch.equal(edit.restore(low).visual.proj, W)
+    with pytest.raises(ValueError, match=r"U must be a finite \(32, r\) basis"):
+        edit.apply_basis(tiny_clip, torch.zeros(31, r))
+
+
+@pytest.mark.parametrize("G, message", [(torch.eye(16, dtype=torch.float64), r"is \(16, 16\) but the embedding "
+                                         r"dimension is 512"), (torch.zeros(512, 3), "must be a square"),
+                                        (torch.full((512, 512), float("nan")), "NaN")])
+def test_a_bad_gram_is_refused_in_one_line(setup, G, message):
+    model, grid, text_dirs, protos = setup
+    before = model.visual.proj.detach().clone()
+    for method in ("hard", "soft"):
+        with pytest.raises(ValueError, match=message) as caught:
+            edit.unlearn(model, grid, paradigms.forget_classes(grid, "dog"), text_dirs, protos, method=method, gram=G)
+        assert "all_cells_gram" in str(caught.value) and "\n" not in str(caught.value)
+    assert torch.equal(model.visual.proj, before) and not hasattr(model, "minclip_records")
+
+
+def test_lab_caches_the_all_cells_gram_per_mode_and_prototypes(setup):
+    from minclip_unlearn.lab import Lab
+
+    model, grid, text_dirs, protos = setup
+    lab = Lab(model, None, grid, None, None, "test", real=False)
+    lab._cache["text_dirs"] = text_dirs
+    G = lab.all_cells_gram(protos)
+    assert lab.all_cells_gram(protos) is G and torch.equal(G, edit.all_cells_gram(text_dirs, protos))
+    assert torch.equal(lab.all_cells_gram(protos, mode="text"), edit.all_cells_gram(text_dirs))
+    other = protos.clone()
+    assert lab.all_cells_gram(other) is not G  # another prototypes tensor: another Gram
+    assert torch.equal(lab.all_cells_gram(protos, mode="text"), lab.all_cells_gram(other, mode="text"))

@@ -178,3 +178,55 @@ def test_bad_grids_raise_clear_errors():
         interaction_share(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="no variance"):
         interaction_share(np.ones((3, 4, 2)))
+
+
+def dense_evidence_kept(T, mask, protos, rho):
+    """Oracle for class_evidence_kept(cells="forget"): the dense P = I - U U^T from a numpy lstsq residual
+    and SVD (rho = 1), applied as V P^T, margins in numpy."""
+    F, R = (A.double().numpy() for A in edit.directions(T, mask, protos))
+    resid = F - R @ np.linalg.lstsq(R, F, rcond=None)[0]
+    U, s, _ = np.linalg.svd(resid, full_matrices=False)
+    U = U[:, s > 1e-6 * np.linalg.norm(F, 2)]
+    P = np.eye(F.shape[0]) - U @ U.T
+    Tn = T.double().numpy() / np.linalg.norm(T.double().numpy(), axis=-1, keepdims=True)
+    cls = Tn.mean(axis=1)
+    cls /= np.linalg.norm(cls, axis=-1, keepdims=True)
+    V = protos.double().numpy()[mask.numpy()]  # (k, n, d)
+    labels = np.repeat(np.nonzero(mask.numpy())[0], V.shape[1])
+
+    def margin(X):
+        cos = (X / np.linalg.norm(X, axis=-1, keepdims=True)) @ cls.T
+        own = cos[np.arange(len(X)), labels]
+        cos[np.arange(len(X)), labels] = -np.inf
+        return (own - cos.max(axis=1)).mean()
+
+    X = V.reshape(-1, V.shape[-1])
+    return margin(X @ P.T) / margin(X) if margin(X) > 0 else np.nan  # no evidence before: NaN, as documented
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds)
+def test_class_evidence_kept_matches_a_dense_numpy_oracle(seed):
+    rng = np.random.default_rng(seed)
+    T = torch.from_numpy(rng.standard_normal((4, 3, 48)))  # k_r = 33 < d: the edit removes something
+    protos = T.unsqueeze(2) + torch.from_numpy(rng.standard_normal((4, 3, 2, 48)))
+    mask = one_cell(4, 3, int(rng.integers(4)), int(rng.integers(3)))
+    want, got = dense_evidence_kept(T, mask, protos, rho=1.0), class_evidence_kept(T, mask, protos, rho=1.0)
+    assert np.isnan(got) if np.isnan(want) else got == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, n=st.integers(0, 3), k_r_over_d=st.booleans())
+def test_auto_rho_from_the_retain_gram_chooses_the_same_rho(seed, n, k_r_over_d):
+    from minclip_unlearn.nullspace import gram
+
+    rng = np.random.default_rng(seed)
+    C, M, d = 5, 4, 8 if k_r_over_d else 40  # k_r > d: orth(R) itself goes through the Gram; k_r < d: an SVD
+    T = torch.from_numpy(rng.standard_normal((C, M, d))) + 1.5
+    protos = T.unsqueeze(2) + 0.5 * torch.from_numpy(rng.standard_normal((C, M, n, d))) if n else None
+    mask = torch.from_numpy(rng.random((C, M)) < 0.3)
+    mask[0, 0], mask[-1, -1] = True, False
+    _, R = edit.directions(T, mask, protos)
+    for target, keep in ((1.0, 0.9), (0.5, 0.5), (0.8, 0.2)):
+        assert auto_rho(T, mask, protos, target=target, keep=keep, retain_gram=gram(R)) == \
+            auto_rho(T, mask, protos, target=target, keep=keep)

@@ -239,7 +239,7 @@ def test_retain_gram_falls_back_when_the_forget_part_dominates():
         (lambda: hard_projector(torch.full((8, 2), float("nan"))), "NaN"),
         (lambda: hard_projector(torch.randn(8, 2), retain_gram=torch.randn(9, 9)), "dimension"),
         (lambda: hard_projector(torch.randn(8, 2), retain_gram=torch.randn(8, 3)), "square"),
-        (lambda: retain_gram(torch.eye(8), torch.randn(9, 2)), "rows"),
+        (lambda: retain_gram(torch.eye(8), torch.randn(9, 2)), "is (8, 8) but the embedding dimension is 9"),
         (lambda: projector_from_basis(torch.zeros(8, 0), alpha=2.0), "alpha"),
         (lambda: kept_fraction(torch.zeros(8, 0)), "Gram"),
     ],
