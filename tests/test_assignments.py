@@ -511,7 +511,7 @@ def test_grader_zero_with_a_reason_for_errors_and_non_notebooks(grades):
 def test_grader_stops_an_endless_loop_and_can_grade_past_errors():
     row = grade_one(FIXTURES / "a1_loops.ipynb", timeout=8)
     assert (row.status, row.points, row.max_points) == ("timeout", 0, 13)
-    assert "time limit of 8 s" in row.reason and row.seconds < 60
+    assert "time limit of 8 s" in row.reason and 8 <= row.seconds < 60  # the runner's watchdog, not the outer limit
     row = grade_one(FIXTURES / "projector_raises.ipynb", timeout=120, allow_errors=True)
     assert (row.status, row.points) == ("graded", 13) and "code cell 7 raised" in row.reason
 

@@ -107,7 +107,7 @@ ASSIGNMENTS: dict[str, Assignment] = {
             filename="a3_off_target.ipynb",
             minutes=45,
             parts=(Part("off_target", ("report", *a3_off_target.FUNCTIONS), tuple(a3_off_target.CHECKS),
-                        ("off_target_reference", "_off_target_reference")),),
+                        ("off_target_reference", "_off_target_reference", "rule_references", "_rule_references")),),
             goals=(
                 "state a domain-specific request as a forget mask and run it with minclip_unlearn.unlearn",
                 "measure the off-target effect: the forgotten cell, the same class in other domains, other classes",

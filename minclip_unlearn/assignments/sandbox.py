@@ -17,6 +17,7 @@ does not hold.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +36,7 @@ except ImportError:  # Windows: no resource limits (book/instructors.md)
     resource = None
 
 WORK = "/tmp/work"              # the runner's folder inside the sandbox (a fresh tmpfs)
+WATCHDOG_GRACE_S = 5.0          # past the notebook's deadline, the runner kills a kernel that did not stop
 STARTUP_S = 120                 # kernel start, on top of the notebook's --timeout
 TMPFS_SIZE = "1g"
 RUNNER = os.path.abspath(__file__)
@@ -253,11 +256,27 @@ def _stage_two(job_path: str) -> None:
     with open(job_path, encoding="utf-8") as f:
         job = Job(**json.load(f))
     os.unlink(job_path)  # read: gone before the kernel starts
-    answer = _execute(job, os.path.dirname(job_path))
+    answer = _execute(job, os.path.dirname(job_path), answer_fd)
     os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
 
 
-def _execute(job: Job, work: str) -> dict:
+def _watch(km, deadline: list, answer_fd: int | None, start: float, grace: float = WATCHDOG_GRACE_S) -> None:
+    """Enforce the notebook's deadline: `grace` s past it, kill the kernel, answer "timeout" and end the runner.
+
+    nbclient's own cell timeout does not fire over the ipc transport while a cell spins (nbclient 0.10-0.11),
+    so without this the grader's outer limit (--timeout + STARTUP_S) is what stops an endless loop."""
+    while deadline[0] is None or time.monotonic() <= deadline[0] + grace:
+        time.sleep(0.5)
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+        os.kill(pid, signal.SIGKILL)
+    if answer_fd is not None:
+        answer = {"status": "timeout", "seconds": round(time.monotonic() - start, 1)}
+        os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
+        os._exit(0)
+
+
+def _execute(job: Job, work: str, answer_fd: int | None = None) -> dict:
     """Run the notebook with nbclient -> {"status", "cell", "ename", "evalue", "last_outputs", "seconds"}."""
     import nbformat
     from jupyter_client.manager import KernelManager
@@ -277,6 +296,7 @@ def _execute(job: Job, work: str) -> dict:
                             shutdown_kernel="immediate", resources={"metadata": {"path": work}},
                             startup_timeout=STARTUP_S)
     answer: dict = {"status": "ok"}
+    threading.Thread(target=_watch, args=(km, deadline, answer_fd, start), daemon=True).start()
     try:
         client.execute()
     except CellTimeoutError:
