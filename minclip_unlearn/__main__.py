@@ -225,7 +225,8 @@ def forget(args: argparse.Namespace) -> int:
     protos = None
     if args.mode == "multimodal":
         cfg = prototypes.SynthesisConfig(n=args.prototypes, steps=args.steps, seed=args.seed)
-        protos = prototypes.grid_prototypes(model, text_dirs, grid, cfg)
+        cells = mask if args.prototype_cells == "forget" else None  # forget cells only: minutes, not a day
+        protos = prototypes.grid_prototypes(model, text_dirs, grid, cfg, cells=cells)
     use = protos if args.mode == "multimodal" else None
     extra = {"classifier": classifier} if args.method == "logit" else {}
     with warnings.catch_warnings(record=True) as caught:  # printed below as one 'warning:' line each
@@ -233,6 +234,8 @@ def forget(args: argparse.Namespace) -> int:
         edited = edit.unlearn(model, grid, mask, text_dirs, protos, mode=args.mode, method=args.method,
                               inplace=True, **knobs(args), **extra)
     record = edited.minclip_records[-1]
+    if protos is not None:
+        record["prototype_cells"] = args.prototype_cells
     rho = record.get("rho") if record.get("rho") is not None else (args.rho if args.rho != "auto" else None)
     share = _geometry("forgettability")
     share = share(text_dirs, mask, prototypes=use, rho=rho) if share and rho and args.method == "hard" else None
@@ -297,7 +300,8 @@ def describe(records: list[dict], checkpoint) -> str:
             + ", ".join(f"{k} {v}" for k, v in (r.get("settings") or {k: r.get(k) for k in ("alpha", "rho", "lam", "mu")}
                                                 ).items() if v is not None)
             + (" (rho chosen by auto)" if r.get("rho_auto") else "")
-            + f"; {r.get('n_prototypes', 0)} prototype(s) per cell",
+            + f"; {r.get('n_prototypes', 0)} prototype(s) per "
+            + ("forget cell" if r.get("prototype_cells") == "forget" else "cell"),
         ]
         if "forget_norm_kept" in r:
             lines.append(f"  rank removed {r.get('rank_removed')}; norm kept: forget directions "
@@ -410,6 +414,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--lam", type=float, help="forget weight >= 0 (soft: default 100; logit: soft targets, > 0)")
     f.add_argument("--mu", type=float, help="retain weight >= 0 (soft: default 10; logit: soft held logits)")
     f.add_argument("--prototypes", type=int, default=2, help="visual prototypes per cell, >= 1 (multimodal)")
+    f.add_argument("--prototype-cells", default="all", choices=("all", "forget"),
+                   help="synthesise prototypes for every cell (default, the book's) or for the forget cells only "
+                        "(the retained cells then enter R by their text directions: at DomainNet scale on a CPU, "
+                        "minutes instead of a day; see benchmarks/retain_prototypes.py)")
     f.add_argument("--steps", type=int, default=100, help="synthesis steps per prototype batch, >= 1")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", required=True, help="path of the edited checkpoint (its record goes beside it as .json)")

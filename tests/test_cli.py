@@ -45,13 +45,14 @@ def test_forget_writes_checkpoint_and_record_and_prints_a_summary(checkpoint, fe
     env = {"MINCLIP_CACHE": str(tmp_path / "cache"), "MINCLIP_FEATURES": str(features)}
     r = run("forget", "--model", "ViT-B-32", "--pretrained", str(checkpoint), "--dataset", "pacs",
             "--classes", "dog", "--domains", "sketch", "--out", str(out), "--prototypes", "1", "--steps", "2",
-            cwd=tmp_path, env_extra=env)
+            "--prototype-cells", "forget", cwd=tmp_path, env_extra=env)
     assert r.returncode == 0, r.stderr
     assert "forgot 1 cell(s) of pacs: dog/sketch" in r.stdout and "rank removed=" in r.stdout
     # cached real features are at hand: before/after accuracy, off-target split included
     assert "zero-shot accuracy on PACS" in r.stdout and "same class, other domains" in r.stdout
     record = json.loads(out.with_suffix(".json").read_text())[0]
     assert record["forgotten"] == [["dog", "sketch"]] and record["n_prototypes"] == 1
+    assert record["prototype_cells"] == "forget"
     edited, _, _ = load_clip("ViT-B-32", pretrained=out)
     original = vitb32[0]
     assert not torch.equal(edited.visual.proj, original.visual.proj)
