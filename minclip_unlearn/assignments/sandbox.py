@@ -260,20 +260,27 @@ def _stage_two(job_path: str) -> None:
     os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
 
 
-def _watch(km, deadline: list, answer_fd: int | None, start: float, grace: float = WATCHDOG_GRACE_S) -> None:
-    """Enforce the notebook's deadline: `grace` s past it, kill the kernel, answer "timeout" and end the runner.
+def _watch(km, deadline: list, finished: threading.Event, lock: threading.Lock, answer_fd: int | None,
+           start: float, grace: float = WATCHDOG_GRACE_S) -> None:
+    """Enforce the notebook's deadline: `grace` s past it, unless the run has finished, kill the kernel, answer
+    "timeout" and end the runner.
 
     nbclient's own cell timeout does not fire over the ipc transport while a cell spins (nbclient 0.10-0.11),
     so without this the grader's outer limit (--timeout + STARTUP_S) is what stops an endless loop."""
-    while deadline[0] is None or time.monotonic() <= deadline[0] + grace:
-        time.sleep(0.5)
-    pid = getattr(getattr(km, "provisioner", None), "pid", None)
-    with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
-        os.kill(pid, signal.SIGKILL)
-    if answer_fd is not None:
-        answer = {"status": "timeout", "seconds": round(time.monotonic() - start, 1)}
-        os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
-        os._exit(0)
+    while not finished.wait(0.5):
+        if deadline[0] is None or time.monotonic() <= deadline[0] + grace:
+            continue
+        with lock:  # the run cannot finish (and answer) while the watchdog answers for it
+            if finished.is_set():
+                return
+            pid = getattr(getattr(km, "provisioner", None), "pid", None)
+            with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+            if answer_fd is not None:
+                answer = {"status": "timeout", "seconds": round(time.monotonic() - start, 1)}
+                os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
+                os._exit(0)
+            return
 
 
 def _execute(job: Job, work: str, answer_fd: int | None = None) -> dict:
@@ -296,9 +303,14 @@ def _execute(job: Job, work: str, answer_fd: int | None = None) -> dict:
                             shutdown_kernel="immediate", resources={"metadata": {"path": work}},
                             startup_timeout=STARTUP_S)
     answer: dict = {"status": "ok"}
-    threading.Thread(target=_watch, args=(km, deadline, answer_fd, start), daemon=True).start()
+    finished, lock = threading.Event(), threading.Lock()
+    threading.Thread(target=_watch, args=(km, deadline, finished, lock, answer_fd, start), daemon=True).start()
     try:
-        client.execute()
+        try:
+            client.execute()
+        finally:
+            with lock:
+                finished.set()
     except CellTimeoutError:
         answer = {"status": "timeout"}
     except DeadKernelError as e:
