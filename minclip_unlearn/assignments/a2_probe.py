@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..paradigms import TOYWORLD_CLASSES
+from ..settings import Hard
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
 from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
@@ -26,13 +27,21 @@ PROBE_KEYS = {
 PROBE_N_PER_CELL = 20       # images per cell in each of the train and test splits
 FRESH_RHO = 0.8             # the energy threshold of the grader's fresh re-run (a fixed one: it only checks that
                             # the student's functions reproduce the reference); reports name their own rho
-DEFAULT_RHO = 0.99          # a report without "rho" used unlearn's default
+DEFAULT_RHO = float(Hard().rho)  # a report without "rho" used unlearn's default
 ZERO_SHOT_TOL = 0.01        # zero-shot numbers are deterministic: they must match
 PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iterations) lands within this
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
 FUNCTIONS = ("zero_shot_predictions", "cell_accuracy", "fit_probe", "probe_predictions")
 IN_COURSE = ("the checker's reference run is not installed (course mode): your instructor's grader compares "
              "this number")
+
+
+def report_rho(report: dict) -> tuple[float | None, str]:
+    """A report's energy threshold (unlearn's default when it names none) -> (rho, "") or (None, why it is invalid)."""
+    rho = report.get("rho", DEFAULT_RHO)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
+        return None, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]"
+    return float(rho), ""
 
 
 def probe_reference(forgotten_class: str, n_per_cell: int = PROBE_N_PER_CELL, rho: float = FRESH_RHO) -> dict | None:
@@ -147,11 +156,10 @@ def check_probe_attack(report: dict | None, verbose: bool = True) -> Result:
         result = missing("probe_attack", "probe_attack", CHECKS, "every number of the report", verbose=False)
         result.notes = {"explanation": str(report.get("explanation") or "").strip()[:4000]}
         return finish(result, verbose)
-    rho = report.get("rho", DEFAULT_RHO)
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
-        return all_failed(result, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]",
-                          verbose)
-    ref = probe_reference(cls, n, float(rho))
+    rho, why = report_rho(report)
+    if rho is None:
+        return all_failed(result, why, verbose)
+    ref = probe_reference(cls, n, rho)
     scored = run_checks("probe_attack", "probe_attack", CHECKS, {"report": report, "ref": ref})
     scored.notes = result.notes | {"forgotten_class": cls}
     return finish(scored, verbose)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..paradigms import TOYWORLD_CLASSES, TOYWORLD_DOMAINS
-from .a2_probe import DEFAULT_RHO, FRESH_RHO, PROBE_N_PER_CELL, ZERO_SHOT_TOL
+from .a2_probe import FRESH_RHO, PROBE_N_PER_CELL, ZERO_SHOT_TOL, report_rho
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
 from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
@@ -204,14 +204,13 @@ def check_off_target(report: dict | None, verbose: bool = True) -> Result:
         result = missing("off_target", "off_target", CHECKS, "every entry of the report")
         result.notes = notes
         return finish(result, verbose)
-    rho = report.get("rho", DEFAULT_RHO)
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
+    rho, why = report_rho(report)
+    if rho is None:
         result = blank("off_target", "off_target", CHECKS)
         result.notes = notes
-        return all_failed(result, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]",
-                          verbose)
-    ref = off_target_reference(cls, dom, float(rho))
-    ctx = {"report": report, "ref": ref, "cell": (cls, dom), "rho": float(rho)}
+        return all_failed(result, why, verbose)
+    ref = off_target_reference(cls, dom, rho)
+    ctx = {"report": report, "ref": ref, "cell": (cls, dom), "rho": rho}
     result = run_checks("off_target", "off_target", CHECKS, ctx)
     result.notes = notes | {"forgotten": f"{cls} in {dom}"}
     return finish(result, verbose)
