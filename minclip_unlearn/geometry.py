@@ -19,12 +19,13 @@ import torch.nn.functional as Fn
 
 from . import edit
 from .nullspace import gram, orth, removed_basis
+from .settings import Hard
 
 LOW_FORGETTABILITY = 0.1  # below this share of the forget norm outside the retain span, the edit removes almost nothing
 AUTO_RHOS = (0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)  # auto_rho tries these, largest first
 AUTO_TARGET = 1.0  # auto_rho: the share of the forgotten cells' class evidence the edit must remove (1 = all of it)
 AUTO_KEEP = 0.9  # auto_rho: the share of the retained cells' class evidence the edit must keep
-DEFAULT_RHO = 0.99  # the package default, which auto_rho falls back to
+DEFAULT_RHO = float(Hard().rho)  # the package default, which auto_rho falls back to
 CELLS = ("forget", "retain", "same_class")  # the groups of cells class_evidence_kept reads
 CHAPTER = "What a linear edit can forget"
 
