@@ -114,9 +114,10 @@ def test_independent_cells_let_every_paradigm_forget(independent, paradigm):
     """Issue 3's bars at high kappa. One is weaker than the issue asks, for the reason the chapter measures.
 
     A forgotten class (global) falls to chance. A single cell or a whole domain loses at least two thirds
-    of its accuracy above chance, but not all of it (seed 0: 0.95 -> 0.25 and 0.93 -> 0.21; seeds 0-4:
-    70-100 % of the above-chance accuracy removed): 81 retained directions in d = 512 overlap any
-    independent cell by ~k_r/d of its energy, that part is protected, and zero-shot still reads it.
+    of its accuracy above chance, but not all of it (seed 0: 0.95 -> 0.25 and 0.93 -> 0.21; seeds 0-4 at
+    400 test images per cell: 0.17-0.45 and 0.24-0.31 left, chance 0.14): 81 retained directions in
+    d = 512 overlap any independent cell by ~k_r/d of its energy, that part is protected, and zero-shot
+    still reads it. The soft closed form, which protects no span exactly, meets the full bars (below).
     """
     w = independent
     C = w.grid.shape[0]
@@ -131,3 +132,42 @@ def test_independent_cells_let_every_paradigm_forget(independent, paradigm):
         assert after["same_class_other_domains"] >= 0.9 * before["same_class_other_domains"]
     if paradigm != "complete-domain":  # every class has a forgotten cell there
         assert after["other_classes"] >= before["other_classes"] - 0.02
+
+
+@pytest.fixture(scope="module")
+def independent_many_images():
+    return dial_world(kappa=HIGH_KAPPA, n_per_cell=400)  # 400 test images per cell: chance is told apart from 0.2
+
+
+@pytest.mark.parametrize("paradigm", list(PARADIGMS))
+def test_independent_cells_meet_issue_3s_bars_with_the_soft_closed_form(independent_many_images, paradigm):
+    """At high kappa the soft closed form (default lam, mu) meets issue 3's bars in every paradigm.
+
+    "At chance" is read with sampling error: the forgotten cells score at most 1/C plus two binomial
+    standard errors of their n test images (seed 0: cell 0.165, domain 0.151, bars 0.178 and 0.156;
+    seeds 0-4 average 0.138 and 0.150, chance 0.143).
+    """
+    w = independent_many_images
+    C = w.grid.shape[0]
+    mask = PARADIGMS[paradigm](w.grid)
+    before, after = (scores(m, w.test, w.classifier, mask) for m in
+                     (w.model, unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes, method="soft")))
+    n = int(mask.sum()) * w.params["n_per_cell"]
+    assert after["forget"] <= 1 / C + 2 * np.sqrt((1 / C) * (1 - 1 / C) / n)
+    assert before["forget"] > 0.9  # there was something to forget
+    if paradigm != "global":
+        assert after["same_class_other_domains"] >= 0.9 * before["same_class_other_domains"]
+    if paradigm != "complete-domain":
+        assert after["other_classes"] >= before["other_classes"] - 0.02
+
+
+def test_the_hard_floor_grows_with_the_number_of_protected_directions():
+    """The hard edit's residual at high kappa comes from the protected span: more retained directions
+    (8 prototypes per cell instead of 2: k_r 243 instead of 81) leave more of a single cell (seed 0:
+    0.43 against 0.25)."""
+    left = []
+    for n_prototypes in (2, 8):
+        w = dial_world(kappa=HIGH_KAPPA, n_prototypes=n_prototypes)
+        mask = PARADIGMS["domain-specific"](w.grid)
+        left.append(scores(unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes), w.test, w.classifier, mask)["forget"])
+    assert left[1] > left[0] + 0.1
