@@ -23,8 +23,8 @@ from .shapes import CLASSES, GRID_CLASSES
 TOY_CLIP_NAME = "toy-vit"  # open_clip config name, registered below: open_clip.create_model(TOY_CLIP_NAME)
 CONTEXT_LENGTH = 16
 RECIPE = {
-    "version": 3, "steps": 4500, "batch_size": 96, "lr": 1e-3, "weight_decay": 0.05, "warmup": 300,
-    "pool_size": 48000, "grid_class_p": 0.5, "grid_style_p": 0.6, "max_logit_scale": 100.0, "seed": 0,
+    "version": 3, "steps": 7500, "batch_size": 96, "lr": 1e-3, "weight_decay": 0.05, "warmup": 300,
+    "pool_size": 240000, "grid_class_p": 0.5, "grid_style_p": 0.6, "max_logit_scale": 100.0, "seed": 0,
     "caption_mix": dict(FAMILIES),
 }
 SPLITS = {"train": 0, "test": 1, "pretrain": 2}  # first word of every image's seed: the splits never share a seed
