@@ -68,8 +68,7 @@ def test_what_the_geometry_protects_is_not_forgotten_and_what_it_exposes_is(outc
           f"predicted gone: {len(gone)} pairs, least measured removal {min((m for _, m in gone.values()), default=np.nan):.2f}")
     assert kept and gone  # both ends of the prediction occur on this grid
     assert all(m <= 0.1 for _, m in kept.values()), {k: v for k, v in kept.items() if v[1] > 0.1}
-    assert {k for k, (_, m) in gone.items() if m < 0.5} <= {("global circle", 0.8)}, gone
-    assert sum(m >= 0.5 for _, m in gone.values()) >= len(gone) - 1
+    assert {k for k, (_, m) in gone.items() if m < 0.5} <= {("global circle", 0.8)}, gone  # the named one at most
 
 
 def test_at_rho_099_single_cells_are_protected_as_predicted(lab):
