@@ -131,7 +131,9 @@ def test_sigint_during_a_real_download_prints_one_line(server, tmp_path):
     server.hang = 30  # the server stalls: the user presses Ctrl-C
     proc = subprocess.Popen([sys.executable, str(ROOT / "data_scripts/pacs.py"), "download", "--root", str(tmp_path),
                              "--url", server.url + "/pacs.zip", "--sha256", "none"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            # as in a terminal: a suite started in the background hands SIGINT down ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not any(path == "/pacs.zip" for path, _ in server.log) and time.time() < deadline:
         time.sleep(0.1)  # wait until the script is inside the download
