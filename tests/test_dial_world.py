@@ -86,6 +86,12 @@ def test_the_package_runs_unchanged_on_it(additive):
     assert torch.equal(w.model.visual.proj, torch.eye(512))  # the original is untouched
 
 
+def before_after(w, mask, **kw) -> tuple[dict, dict]:
+    """Scores on w's test split before and after unlearn(mask, **kw) with w's text directions and prototypes."""
+    return (scores(w.model, w.test, w.classifier, mask),
+            scores(unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes, **kw), w.test, w.classifier, mask))
+
+
 PARADIGMS = {
     "global": lambda g: forget_classes(g, "dog"),
     "domain-specific": lambda g: forget_classes_in_domains(g, "dog", "sketch"),
@@ -97,8 +103,7 @@ PARADIGMS = {
 def test_additive_code_cannot_forget_one_cell_or_one_domain(additive, paradigm):
     w = additive
     mask = PARADIGMS[paradigm](w.grid)
-    before, after = (scores(m, w.test, w.classifier, mask) for m in
-                     (w.model, unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes)))
+    before, after = before_after(w, mask)
     assert after["forget"] >= before["forget"] - 0.05
     F, R = edit.directions(w.text_dirs, mask)
     Q = orth(R.double())
@@ -122,8 +127,7 @@ def test_independent_cells_let_every_paradigm_forget(independent, paradigm):
     w = independent
     C = w.grid.shape[0]
     mask = PARADIGMS[paradigm](w.grid)
-    before, after = (scores(m, w.test, w.classifier, mask) for m in
-                     (w.model, unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes)))
+    before, after = before_after(w, mask)
     if paradigm == "global":
         assert after["forget"] <= 1 / C
     else:
@@ -150,8 +154,7 @@ def test_independent_cells_meet_issue_3s_bars_with_the_soft_closed_form(independ
     w = independent_many_images
     C = w.grid.shape[0]
     mask = PARADIGMS[paradigm](w.grid)
-    before, after = (scores(m, w.test, w.classifier, mask) for m in
-                     (w.model, unlearn(w.model, w.grid, mask, w.text_dirs, w.prototypes, method="soft")))
+    before, after = before_after(w, mask, method="soft")
     n = int(mask.sum()) * w.params["n_per_cell"]
     assert after["forget"] <= 1 / C + 2 * np.sqrt((1 / C) * (1 - 1 / C) / n)
     assert before["forget"] > 0.9  # there was something to forget

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry import DEFAULT_RHO
 from ..paradigms import TOYWORLD_CLASSES
-from ..settings import Hard
 from .course import references
 from .results import NOT_IMPLEMENTED, Result
 from .runner import CheckSpec, Measured, all_failed, blank, finish, fresh_values, grade_report, missing, number, run_checks
@@ -27,7 +27,6 @@ PROBE_KEYS = {
 PROBE_N_PER_CELL = 20       # images per cell in each of the train and test splits
 FRESH_RHO = 0.8             # the energy threshold of the grader's fresh re-run (a fixed one: it only checks that
                             # the student's functions reproduce the reference); reports name their own rho
-DEFAULT_RHO = float(Hard().rho)  # a report without "rho" used unlearn's default
 ZERO_SHOT_TOL = 0.01        # zero-shot numbers are deterministic: they must match
 PROBE_TOL = 0.1             # a probe with other settings (C, scaling, iterations) lands within this
 DECODABLE_THRESHOLD = 0.5   # "still decodable": the probe recovers the class on more than half of its images
@@ -38,7 +37,7 @@ IN_COURSE = ("the checker's reference run is not installed (course mode): your i
 
 def report_rho(report: dict) -> tuple[float | None, str]:
     """A report's energy threshold (unlearn's default when it names none) -> (rho, "") or (None, why it is invalid)."""
-    rho = report.get("rho", DEFAULT_RHO)
+    rho = report.get("rho", DEFAULT_RHO)  # a report without "rho" used unlearn's default
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 < rho <= 1.0:
         return None, f"report['rho'] = {rho!r}: use the energy threshold you passed to unlearn, in (0, 1]"
     return float(rho), ""

@@ -256,8 +256,12 @@ def _stage_two(job_path: str) -> None:
     with open(job_path, encoding="utf-8") as f:
         job = Job(**json.load(f))
     os.unlink(job_path)  # read: gone before the kernel starts
-    answer = _execute(job, os.path.dirname(job_path), answer_fd)
-    os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
+    _answer(answer_fd, _execute(job, os.path.dirname(job_path), answer_fd))
+
+
+def _answer(fd: int, answer: dict) -> None:
+    """Write the runner's one answer line (JSON) to fd: what the grader reads back."""
+    os.write(fd, (json.dumps(answer) + "\n").encode("utf-8"))
 
 
 def _watch(km, deadline: list, finished: threading.Event, lock: threading.Lock, answer_fd: int | None,
@@ -277,8 +281,7 @@ def _watch(km, deadline: list, finished: threading.Event, lock: threading.Lock, 
             with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
                 os.kill(pid, signal.SIGKILL)
             if answer_fd is not None:
-                answer = {"status": "timeout", "seconds": round(time.monotonic() - start, 1)}
-                os.write(answer_fd, (json.dumps(answer) + "\n").encode("utf-8"))
+                _answer(answer_fd, {"status": "timeout", "seconds": round(time.monotonic() - start, 1)})
                 os._exit(0)
             return
 
